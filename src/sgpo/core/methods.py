@@ -1,0 +1,126 @@
+"""What each method does with a batch of groups: rewards, advantages, and which groups count.
+
+Every method has the same signature, so the trainer and the integrations pick one by name::
+
+    out = METHODS.get("sgpo")(outcomes, rts=rts, verdict_ok=ok, params=params)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
+
+import torch
+
+from sgpo.core.advantages import group_advantages
+from sgpo.core.registry import Registry
+from sgpo.core.shaping import judge_mask, sgpo_rewards
+
+
+@dataclass(frozen=True)
+class ShapingParams:
+    """The knobs of reward shaping and advantage estimation shared by all methods."""
+
+    scope: str = "all_negative"
+    """Which wrong responses are graded: ``all_negative`` or ``all_incorrect``."""
+    mapping: str = "logistic"
+    """RTS -> reward mapping: ``logistic``, ``linear`` or ``raw``."""
+    mapping_params: dict[str, float] = field(default_factory=dict)
+    """Parameters of the mapping (``beta``, ``gamma`` for logistic; ``scale`` for linear)."""
+    scale: str = "group"
+    """Advantage scaling: ``group``, ``batch`` or ``none``."""
+    eps: float = 1e-6
+    """Added to the std in the advantage denominator."""
+
+
+class MethodOutput(NamedTuple):
+    rewards: torch.Tensor
+    """[N, G] float rewards after shaping."""
+    advantages: torch.Tensor
+    """[N, G] float advantages."""
+    keep: torch.Tensor
+    """[N] bool, groups that enter the loss (DAPO drops zero-variance groups)."""
+
+
+MethodFn = Callable[..., MethodOutput]
+METHODS: Registry[MethodFn] = Registry("method")
+
+#: Methods that need step verdicts from a judge for the responses in ``judge_mask``.
+JUDGED_METHODS = frozenset({"sgpo"})
+
+
+def _keep_all(outcomes: torch.Tensor) -> torch.Tensor:
+    return torch.ones(outcomes.shape[0], dtype=torch.bool, device=outcomes.device)
+
+
+@METHODS.register("grpo")
+def grpo(outcomes: torch.Tensor, params: ShapingParams = ShapingParams(), **_) -> MethodOutput:
+    """Plain GRPO: r = o. All-negative groups get zero advantage. [N, G] -> MethodOutput."""
+    rewards = outcomes.float()
+    return MethodOutput(rewards, group_advantages(rewards, params.scale, params.eps), _keep_all(outcomes))
+
+
+@METHODS.register("sgpo")
+def sgpo(
+    outcomes: torch.Tensor,
+    rts: torch.Tensor,
+    verdict_ok: torch.Tensor,
+    params: ShapingParams = ShapingParams(),
+    **_,
+) -> MethodOutput:
+    """SGPO: judged wrong responses in scope get r = f(RTS) < 1.
+
+    Args:
+        outcomes: [N, G]; rts: [N, G] RTS from the judge's first-error indices;
+        verdict_ok: [N, G] bool, usable verdict (failed verdicts keep r = o).
+    """
+    rewards = sgpo_rewards(outcomes, rts, verdict_ok, params.scope, params.mapping, **params.mapping_params)
+    return MethodOutput(rewards, group_advantages(rewards, params.scale, params.eps), _keep_all(outcomes))
+
+
+@METHODS.register("random")
+def random_rts(
+    outcomes: torch.Tensor,
+    params: ShapingParams = ShapingParams(),
+    generator: torch.Generator | None = None,
+    **_,
+) -> MethodOutput:
+    """Judge-free control: RTS ~ U[0, 1) for the responses SGPO would judge, same mapping.
+
+    Tells information from mere diversity. Seeded through ``generator``. [N, G] -> MethodOutput.
+    """
+    rts = torch.rand(outcomes.shape, generator=generator, device=outcomes.device)
+    ok = torch.ones_like(outcomes, dtype=torch.bool)
+    rewards = sgpo_rewards(outcomes, rts, ok, params.scope, params.mapping, **params.mapping_params)
+    return MethodOutput(rewards, group_advantages(rewards, params.scale, params.eps), _keep_all(outcomes))
+
+
+@METHODS.register("dapo")
+def dapo(outcomes: torch.Tensor, params: ShapingParams = ShapingParams(), **_) -> MethodOutput:
+    """DAPO dynamic sampling: r = o, and groups whose rewards all agree leave the loss.
+
+    Over-sampling prompts to refill the batch is the trainer's job. [N, G] -> MethodOutput.
+    """
+    rewards = outcomes.float()
+    keep = rewards.amax(dim=1) != rewards.amin(dim=1)
+    return MethodOutput(rewards, group_advantages(rewards, params.scale, params.eps), keep)
+
+
+@METHODS.register("ngrpo")
+def ngrpo(outcomes: torch.Tensor, params: ShapingParams = ShapingParams(), **_) -> MethodOutput:
+    """NGRPO: one virtual reward-1 sample joins each group's mean and std.
+
+    Wrong responses of an all-negative group get negative advantage. [N, G] -> MethodOutput.
+    """
+    rewards = outcomes.float()
+    advantages = group_advantages(rewards, params.scale, params.eps, virtual_reward=1.0)
+    return MethodOutput(rewards, advantages, _keep_all(outcomes))
+
+
+def needs_judge(method: str) -> bool:
+    """True if ``method`` needs step verdicts (it is looked up, so typos fail loudly)."""
+    METHODS.get(method)
+    return method in JUDGED_METHODS
+
+
+__all__ = ["METHODS", "MethodOutput", "ShapingParams", "judge_mask", "needs_judge"]

@@ -1,0 +1,53 @@
+"""SGPO reward shaping: graded rewards for the wrong responses the judge looked at."""
+
+from __future__ import annotations
+
+import torch
+
+from sgpo.core.groups import classify_groups
+from sgpo.core.rewards import graded_reward
+
+SCOPES = ("all_negative", "all_incorrect")
+
+
+def judge_mask(outcomes: torch.Tensor, scope: str = "all_negative") -> torch.Tensor:
+    """Which responses SGPO sends to the judge.
+
+    Args:
+        outcomes: [N, G] outcomes in {0, 1}.
+        scope: ``all_negative`` (wrong responses of all-negative groups; mixed groups keep 0/1)
+            or ``all_incorrect`` (every wrong response).
+
+    Returns:
+        [N, G] bool mask.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; choose one of: {', '.join(SCOPES)}")
+    wrong = outcomes < 0.5
+    if scope == "all_incorrect":
+        return wrong
+    return wrong & classify_groups(outcomes).all_negative[:, None]
+
+
+def sgpo_rewards(
+    outcomes: torch.Tensor,
+    rts: torch.Tensor,
+    verdict_ok: torch.Tensor,
+    scope: str = "all_negative",
+    mapping: str = "logistic",
+    **mapping_params: float,
+) -> torch.Tensor:
+    """r_i = f(RTS_i) for judged wrong responses in scope with a usable verdict, else r_i = o_i.
+
+    Args:
+        outcomes: [N, G] outcomes in {0, 1}.
+        rts: [N, G] RTS values (ignored where not graded).
+        verdict_ok: [N, G] bool, the judge returned an ``ok`` verdict for this response. A failed
+            or missing verdict leaves the reward at the outcome (plain GRPO for that response).
+        scope, mapping, mapping_params: see :func:`judge_mask` and :func:`graded_reward`.
+
+    Returns:
+        [N, G] float rewards; correct responses keep 1, graded ones are < 1.
+    """
+    graded = judge_mask(outcomes, scope) & verdict_ok
+    return torch.where(graded, graded_reward(rts.float(), mapping, **mapping_params), outcomes.float())
