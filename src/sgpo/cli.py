@@ -1,0 +1,43 @@
+"""`sgpo` command line. Each subcommand lives in its own module with two functions:
+
+``add_arguments(parser)`` declares its options and ``run(args) -> int`` does the work. Modules are
+imported only when their command runs, so ``sgpo --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("sgpo.demo", "judge random responses on the arithmetic task and print group statistics"),
+    "theory": ("sgpo.theory", "expected GRPO/SGPO dynamics in the simplified K-step setting"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "usage: sgpo COMMAND [options]\n\ncommands:\n" + "\n".join(lines) + "\n\nRun `sgpo COMMAND --help` for a command's options."
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"sgpo: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module_name, help_ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"sgpo {name}", description=help_)
+    module.add_arguments(parser)
+    return int(module.run(parser.parse_args(rest)) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
