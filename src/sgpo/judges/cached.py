@@ -1,0 +1,40 @@
+"""A wrapper that remembers verdicts, keyed by (problem, steps, reference)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from sgpo.judges.base import JudgeRequest, StepJudge, Verdict
+
+
+class CachedJudge:
+    """Asks the inner judge only for requests it has not seen; duplicates in a batch go once.
+
+    Only ``ok`` verdicts are cached, so a transient failure is retried next time. With
+    ``max_size`` the least recently used entries are evicted.
+    """
+
+    def __init__(self, inner: StepJudge, max_size: int | None = None):
+        self.inner, self.max_size = inner, max_size
+        self._cache: OrderedDict[tuple, Verdict] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def judge(self, requests: list[JudgeRequest]) -> list[Verdict]:
+        keys = [r.key() for r in requests]
+        todo: dict[tuple, JudgeRequest] = {}
+        for key, request in zip(keys, requests):
+            if key in self._cache:
+                self.hits += 1
+                self._cache.move_to_end(key)
+            elif key not in todo:
+                todo[key] = request
+        self.misses += len(todo)
+        fresh = dict(zip(todo, self.inner.judge(list(todo.values())))) if todo else {}
+        verdicts = [fresh[k] if k in fresh else self._cache[k] for k in keys]
+        for key, verdict in fresh.items():
+            if verdict.ok:
+                self._cache[key] = verdict
+        while self.max_size is not None and len(self._cache) > self.max_size:
+            self._cache.popitem(last=False)
+        return verdicts

@@ -1,0 +1,171 @@
+"""A step-verifiable arithmetic task.
+
+Problem:   "Start with 7. Add 5. Multiply by 3. Subtract 4."
+Reference: "7 + 5 = 12\n12 * 3 = 36\n36 - 4 = 32\nAnswer: 32"
+
+Every step of a solution is one line that a rule can check exactly, so the rule judge gives the
+true first error and SGPO can be studied without an LLM judge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from dataclasses import dataclass
+
+from sgpo.tasks.base import SPLITS, Problem
+
+#: op name -> (symbol in solutions, phrase in problems)
+OPS = {
+    "add": ("+", "Add {b}."),
+    "sub": ("-", "Subtract {b}."),
+    "mul": ("*", "Multiply by {b}."),
+    "div": ("/", "Divide by {b}."),
+}
+_PHRASE = re.compile(r"(Add|Subtract|Multiply by|Divide by) (\d+)\.")
+_PHRASE_OP = {"Add": "+", "Subtract": "-", "Multiply by": "*", "Divide by": "/"}
+_START = re.compile(r"Start with (-?\d+)\.")
+EQUATION = re.compile(r"(-?\d+)\s*([-+*/x×÷])\s*(-?\d+)\s*=\s*(-?\d+)")
+_SYMBOL = {"x": "*", "×": "*", "÷": "/"}
+_ANSWER = re.compile(r"answer\s*(?:is|:|=)?\s*:?\s*\$?(-?\d+)", re.IGNORECASE)
+_BOXED = re.compile(r"\\boxed\{\s*(-?\d+)\s*\}")
+
+
+def apply(a: int, op: str, b: int) -> int | None:
+    """a op b over the integers; None where the task does not define it (inexact division)."""
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if op == "/" and b != 0 and a % b == 0:
+        return a // b
+    return None
+
+
+def parse_equations(text: str) -> list[tuple[int, str, int, int]]:
+    """All ``a op b = c`` in ``text`` as (a, op, b, c), with x/×/÷ normalised to * and /."""
+    return [(int(a), _SYMBOL.get(op, op), int(b), int(c)) for a, op, b, c in EQUATION.findall(text)]
+
+
+def extract_answer(response: str) -> int | None:
+    """The last "Answer: N" (also "the answer is N") or \\boxed{N} in a free-form response."""
+    found = [(m.start(), m.group(1)) for m in _ANSWER.finditer(response)]
+    found += [(m.start(), m.group(1)) for m in _BOXED.finditer(response)]
+    return int(max(found)[1]) if found else None
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The operations of a problem: start value, then (op symbol, operand) pairs."""
+
+    start: int
+    ops: tuple[tuple[str, int], ...]
+
+    def values(self) -> list[int]:
+        """v_0 = start, v_k = v_{k-1} op_k b_k."""
+        vals = [self.start]
+        for op, b in self.ops:
+            vals.append(apply(vals[-1], op, b))
+        return vals
+
+    @classmethod
+    def parse(cls, question: str) -> "Chain":
+        start = _START.search(question)
+        if start is None:
+            raise ValueError(f"not an arithmetic problem (no 'Start with N.'): {question!r}")
+        return cls(int(start.group(1)), tuple((_PHRASE_OP[w], int(b)) for w, b in _PHRASE.findall(question)))
+
+
+@dataclass(frozen=True)
+class ArithSpec:
+    """Difficulty knobs of the arithmetic task."""
+
+    n_ops: int = 4
+    """Number of operations per problem (solution steps before the answer line)."""
+    start_max: int = 20
+    """Start value drawn from 1..start_max."""
+    operand_max: int = 20
+    """Operand of add/sub drawn from 1..operand_max."""
+    factor_max: int = 5
+    """Operand of mul/div drawn from 2..factor_max."""
+    ops: tuple[str, ...] = ("add", "sub", "mul")
+    """Operations allowed: any of add, sub, mul, div (div only where exact)."""
+    value_max: int = 999
+    """Intermediate values stay in 0..value_max (operations that would leave it are redrawn)."""
+
+    def __post_init__(self):
+        unknown = set(self.ops) - set(OPS)
+        if unknown or not self.ops:
+            raise ValueError(f"unknown arithmetic ops {sorted(unknown)}; choose from: {', '.join(OPS)}")
+        if self.n_ops < 1:
+            raise ValueError(f"n_ops must be >= 1, got {self.n_ops}")
+
+
+def split_of(question: str, val_frac: float = 0.1, test_frac: float = 0.1) -> str:
+    """The split a problem belongs to, from a stable hash of its text: splits never share a problem."""
+    u = int.from_bytes(hashlib.sha256(question.encode()).digest()[:8], "big") / 2**64
+    return "validation" if u < val_frac else "test" if u < val_frac + test_frac else "train"
+
+
+def _draw(spec: ArithSpec, rng: random.Random) -> Chain:
+    value = rng.randint(1, spec.start_max)
+    start, ops = value, []
+    while len(ops) < spec.n_ops:
+        name = rng.choice(spec.ops)
+        symbol = OPS[name][0]
+        b = rng.randint(1, spec.operand_max) if name in ("add", "sub") else rng.randint(2, spec.factor_max)
+        new = apply(value, symbol, b)
+        if new is None or not 0 <= new <= spec.value_max:
+            continue
+        ops.append((symbol, b))
+        value = new
+    return Chain(start, tuple(ops))
+
+
+def render(chain: Chain) -> Problem:
+    """The problem text, the one-line-per-step reference solution and the answer of a chain."""
+    phrase = {sym: OPS[name][1] for name, (sym, _) in OPS.items()}
+    question = " ".join([f"Start with {chain.start}."] + [phrase[op].format(b=b) for op, b in chain.ops])
+    vals = chain.values()
+    lines = [f"{vals[i]} {op} {b} = {vals[i + 1]}" for i, (op, b) in enumerate(chain.ops)]
+    answer = str(vals[-1])
+    pid = hashlib.sha256(question.encode()).hexdigest()[:12]
+    return Problem(pid, question, "\n".join(lines + [f"Answer: {answer}"]), answer)
+
+
+class ArithTask:
+    """Seeded generator of multi-step arithmetic problems, outcome verifier and rule judge."""
+
+    name = "arith"
+    step_mode = "line"
+
+    def __init__(self, spec: ArithSpec = ArithSpec(), seed: int = 0, val_frac: float = 0.1, test_frac: float = 0.1):
+        self.spec, self.seed = spec, seed
+        self.val_frac, self.test_frac = val_frac, test_frac
+
+    def problems(self, split: str, n: int) -> list[Problem]:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+        rng = random.Random(f"{self.seed}-{split}")
+        seen: dict[str, Problem] = {}
+        for _ in range(200 * n + 1000):
+            if len(seen) == n:
+                break
+            problem = render(_draw(self.spec, rng))
+            if problem.question not in seen and split_of(problem.question, self.val_frac, self.test_frac) == split:
+                seen[problem.question] = problem
+        if len(seen) < n:
+            raise ValueError(f"the arithmetic spec {self.spec} has fewer than {n} distinct {split} problems")
+        return list(seen.values())
+
+    def verify(self, response: str, problem: Problem) -> float:
+        answer = extract_answer(response)
+        return float(answer is not None and str(answer) == problem.answer)
+
+    def rule_judge(self):
+        from sgpo.judges.rule import ArithRuleJudge
+
+        return ArithRuleJudge()
