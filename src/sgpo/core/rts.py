@@ -39,7 +39,9 @@ def rts_from_tokens(first_error: torch.Tensor, step_tokens: torch.Tensor) -> tor
     """
     n_steps = (step_tokens > 0).sum(dim=1)
     k = first_error.long()
-    k = torch.where(k < 0, n_steps - 1, k).clamp(min=0)
+    # k = -1 and k past the last step both mean "wrong at the last step", as in rts_from_steps.
+    k = torch.where(k < 0, n_steps - 1, k)
+    k = torch.minimum(k.clamp(min=0), (n_steps - 1).clamp(min=0))
     before = torch.arange(step_tokens.shape[1], device=step_tokens.device)[None, :] < k[:, None]
     tokens_before = (step_tokens * before).sum(dim=1).float()
     total = step_tokens.sum(dim=1).clamp(min=1).float()
