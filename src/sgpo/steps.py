@@ -48,7 +48,7 @@ def split_steps(text: str, mode: str = "auto", max_steps: int | None = None) -> 
         steps = _split_on(_PARAGRAPH, text)
     else:
         steps = _split_on(_LINE, text)
-    return merge_steps(steps, max_steps) if max_steps else steps
+    return merge_steps(steps, max_steps) if max_steps is not None else steps
 
 
 def merge_steps(steps: list[str], max_steps: int) -> list[str]:

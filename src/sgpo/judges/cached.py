@@ -11,7 +11,9 @@ class CachedJudge:
     """Asks the inner judge only for requests it has not seen; duplicates in a batch go once.
 
     Only ``ok`` verdicts are cached, so a transient failure is retried next time. With
-    ``max_size`` the least recently used entries are evicted.
+    ``max_size`` the least recently used entries are evicted. ``misses`` counts the distinct
+    requests sent to the inner judge, ``hits`` every other request, so together they count all
+    requests seen.
     """
 
     def __init__(self, inner: StepJudge, max_size: int | None = None):
@@ -27,7 +29,9 @@ class CachedJudge:
             if key in self._cache:
                 self.hits += 1
                 self._cache.move_to_end(key)
-            elif key not in todo:
+            elif key in todo:
+                self.hits += 1  # a duplicate within the batch: judged once, served from that verdict
+            else:
                 todo[key] = request
         self.misses += len(todo)
         fresh = dict(zip(todo, self.inner.judge(list(todo.values())))) if todo else {}

@@ -9,6 +9,8 @@ from sgpo.tasks.arith import Chain, apply, extract_answer, parse_equations
 
 _START = re.compile(r"start with (-?\d+)", re.IGNORECASE)
 _DIGIT = re.compile(r"\d")
+# A leading step label ("Step 2:", "### Step 2.", "2. ..." before more text) is not content.
+_LABEL = re.compile(r"^[\s#>*-]*(?:(?:step|schritt|étape)\s*\d+\s*[:.)]?|\d+[.)](?=\s+\S))", re.IGNORECASE)
 
 
 class ArithRuleJudge:
@@ -21,7 +23,9 @@ class ArithRuleJudge:
       - an answer other than the problem's final value,
       - digits but no equation or answer that can be read ("12 3 =", garbage),
       - "Start with N" for the wrong N.
-    Steps of plain prose (no digits) are neither right nor wrong and never the first error.
+    ``a + b`` and ``a * b`` may be written with the operands swapped. Steps of plain prose (no
+    digits once a leading label such as "Step 2:" is removed) are neither right nor wrong and
+    never the first error.
     The judge reads the problem text, so it needs no reference solution.
     """
 
@@ -51,13 +55,14 @@ def _check_step(step: str, chain: Chain, values: list[int], done: int) -> int | 
         start = _START.search(step)
         if start is not None:
             return done if int(start.group(1)) == chain.start else None
-        return done if _DIGIT.search(step) is None else None
+        return done if _DIGIT.search(_LABEL.sub("", step, count=1)) is None else None
     expected = [(values[i], *chain.ops[i]) for i in range(len(chain.ops))]
     for a, op, b, c in equations:
         if apply(a, op, b) != c:
             return None
-        if done < len(expected) and (a, op, b) == expected[done]:
+        forms = {(a, op, b), (b, op, a)} if op in "+*" else {(a, op, b)}
+        if done < len(expected) and expected[done] in forms:
             done += 1
-        elif (a, op, b) not in expected[:done]:
+        elif not forms & set(expected[:done]):
             return None
     return done if answer is None or answer == values[-1] else None

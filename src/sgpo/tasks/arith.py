@@ -26,10 +26,13 @@ OPS = {
 _PHRASE = re.compile(r"(Add|Subtract|Multiply by|Divide by) (\d+)\.")
 _PHRASE_OP = {"Add": "+", "Subtract": "-", "Multiply by": "*", "Divide by": "/"}
 _START = re.compile(r"Start with (-?\d+)\.")
-EQUATION = re.compile(r"(-?\d+)\s*([-+*/x×÷])\s*(-?\d+)\s*=\s*(-?\d+)")
-_SYMBOL = {"x": "*", "×": "*", "÷": "/"}
-_ANSWER = re.compile(r"answer\s*(?:is|:|=)?\s*:?\s*\$?(-?\d+)", re.IGNORECASE)
-_BOXED = re.compile(r"\\boxed\{\s*(-?\d+)\s*\}")
+EQUATION = re.compile(r"(-?\d+)\s*([-+*/x×÷·]|\\times|\\cdot|\\div)\s*(-?\d+)\s*=\s*(-?\d+)")
+_SYMBOL = {"x": "*", "×": "*", "·": "*", "\\times": "*", "\\cdot": "*", "÷": "/", "\\div": "/"}
+# A number as models write it: -12, 1,000, 32.0 (a non-integral value is not an integer answer).
+_NUMBER = r"(-?\d+(?:,\d{3})*(?:\.\d+)?)"
+# "Answer: 32", "the answer is 32", "**Answer:** 32", "Answer: $32$", "answer = (32)".
+_ANSWER = re.compile(r"answer\s*(?:is\b)?[\s:=*_$(\[]*" + _NUMBER, re.IGNORECASE)
+_BOXED = re.compile(r"\\boxed\{\s*" + _NUMBER + r"\s*\}")
 
 
 def apply(a: int, op: str, b: int) -> int | None:
@@ -50,11 +53,20 @@ def parse_equations(text: str) -> list[tuple[int, str, int, int]]:
     return [(int(a), _SYMBOL.get(op, op), int(b), int(c)) for a, op, b, c in EQUATION.findall(text)]
 
 
+def _as_int(number: str) -> int | None:
+    """``"1,000"`` -> 1000, ``"32.0"`` -> 32, ``"32.5"`` -> None."""
+    whole, _, frac = number.replace(",", "").partition(".")
+    return int(whole) if frac.strip("0") == "" else None
+
+
 def extract_answer(response: str) -> int | None:
-    """The last "Answer: N" (also "the answer is N") or \\boxed{N} in a free-form response."""
+    """The last "Answer: N" (also "the answer is N", markdown/LaTeX around N) or \\boxed{N}.
+
+    None when there is none, or when the last one is not an integer (e.g. 32.5).
+    """
     found = [(m.start(), m.group(1)) for m in _ANSWER.finditer(response)]
     found += [(m.start(), m.group(1)) for m in _BOXED.finditer(response)]
-    return int(max(found)[1]) if found else None
+    return _as_int(max(found)[1]) if found else None
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,11 @@ class ArithSpec:
             raise ValueError(f"unknown arithmetic ops {sorted(unknown)}; choose from: {', '.join(OPS)}")
         if self.n_ops < 1:
             raise ValueError(f"n_ops must be >= 1, got {self.n_ops}")
+        if self.start_max < 1 or self.operand_max < 1 or self.factor_max < 2 or self.value_max < 1:
+            raise ValueError(
+                "need start_max >= 1, operand_max >= 1, factor_max >= 2, value_max >= 1; got "
+                f"{self.start_max}, {self.operand_max}, {self.factor_max}, {self.value_max}"
+            )
 
 
 def split_of(question: str, val_frac: float = 0.1, test_frac: float = 0.1) -> str:
@@ -110,19 +127,32 @@ def split_of(question: str, val_frac: float = 0.1, test_frac: float = 0.1) -> st
     return "validation" if u < val_frac else "test" if u < val_frac + test_frac else "train"
 
 
+_MAX_REDRAWS = 100  # failed draws in a row before a chain is taken as stuck and restarted
+_MAX_RESTARTS = 1000
+
+
 def _draw(spec: ArithSpec, rng: random.Random) -> Chain:
-    value = rng.randint(1, spec.start_max)
-    start, ops = value, []
-    while len(ops) < spec.n_ops:
-        name = rng.choice(spec.ops)
-        symbol = OPS[name][0]
-        b = rng.randint(1, spec.operand_max) if name in ("add", "sub") else rng.randint(2, spec.factor_max)
-        new = apply(value, symbol, b)
-        if new is None or not 0 <= new <= spec.value_max:
-            continue
-        ops.append((symbol, b))
-        value = new
-    return Chain(start, tuple(ops))
+    # A chain can get stuck (only "sub" and value 0, only "div" and a prime value): restart it
+    # from a new start value, and give up with an error rather than loop forever.
+    for _ in range(_MAX_RESTARTS):
+        value = rng.randint(1, spec.start_max)
+        start, ops, failed = value, [], 0
+        while len(ops) < spec.n_ops and failed < _MAX_REDRAWS:
+            name = rng.choice(spec.ops)
+            symbol = OPS[name][0]
+            b = rng.randint(1, spec.operand_max) if name in ("add", "sub") else rng.randint(2, spec.factor_max)
+            new = apply(value, symbol, b)
+            if new is None or not 0 <= new <= spec.value_max:
+                failed += 1
+                continue
+            ops.append((symbol, b))
+            value, failed = new, 0
+        if len(ops) == spec.n_ops:
+            return Chain(start, tuple(ops))
+    raise ValueError(
+        f"the arithmetic spec {spec} found no chain of {spec.n_ops} operations in {_MAX_RESTARTS} tries; "
+        "widen the ranges or allow more ops"
+    )
 
 
 def render(chain: Chain) -> Problem:
