@@ -26,6 +26,15 @@ G = 8
 THETAS = [(-0.7, 0.4), (-2.0, -1.0), (0.5, -1.5, 0.2)]  # K = 2 and K = 3, with mixed groups common enough
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny: on a busy CPU, intra-op threads only add waiting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def finite_difference(fn, theta: torch.Tensor, h: float = 1e-5) -> torch.Tensor:
     """Central differences of a scalar function of theta. [K] -> [K]."""
     eye = torch.eye(theta.shape[0], dtype=theta.dtype)
@@ -177,6 +186,21 @@ def test_two_step_closed_forms(theta):
         got = ExactGradient(Method("sgpo", mapping), G, 2)(theta)
         # The closed form drops the eps = 1e-6 added to the std; a small reward gap amplifies it.
         torch.testing.assert_close(got, grpo + extra, rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("mapping", ["logistic", "linear", "raw"])
+def test_two_step_closed_form_without_std_normalisation(mapping):
+    """docs/theory.md: g_SGPO = (G - 1) a (1 - p1, 1 - p2) + df (1 - a)^G (G - 1) pi (1 - pi) (1, -p2),
+    where df = f(1/2) - f(0) is the reward gap the judge creates."""
+    theta = as_theta((-2.5, -1.0))
+    p1, p2 = torch.sigmoid(theta)
+    a = p1 * p2
+    pi = p1 * (1 - p2) / (1 - a)
+    df = (graded_reward(torch.tensor(0.5), mapping) - graded_reward(torch.tensor(0.0), mapping)).double()
+    expected = (G - 1) * a * torch.stack([1 - p1, 1 - p2]) + df * (1 - a) ** G * (G - 1) * pi * (1 - pi) * torch.stack(
+        [torch.ones_like(p2), -p2]
+    )
+    torch.testing.assert_close(ExactGradient(Method("sgpo", mapping, scale="none"), G, 2)(theta), expected, rtol=1e-5, atol=1e-9)
 
 
 # ---------------------------------------------------------------- Monte-Carlo

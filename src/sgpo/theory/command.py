@@ -153,17 +153,19 @@ def _plot(args: argparse.Namespace, results) -> None:
               ("p_all_negative", f"P(all-negative group), G = {args.group_size}", "all_negative.png")]
     for field, ylabel, filename in panels:
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
-        for method, curves, mc in results:
-            (line,) = ax.plot(getattr(curves, field).numpy(), label=_label(method, args))
+        for i, (method, curves, mc) in enumerate(results):
+            # Varying dash patterns keep curves that coincide (random = grpo in expectation) visible.
+            style = ["-", "--", "-.", (0, (5, 1, 1, 1, 1, 1))][i % 4]
+            (line,) = ax.plot(getattr(curves, field).numpy(), linestyle=style, linewidth=1.6, label=_label(method, args))
             if mc is not None:
-                ax.plot(getattr(mc, field).numpy(), color=line.get_color(), linestyle="--", alpha=0.7)
+                ax.plot(getattr(mc, field).numpy(), color=line.get_color(), linestyle=":", linewidth=1.0, alpha=0.8)
         if field == "accuracy":
             for lvl in args.levels:
                 ax.axhline(lvl, color="grey", linewidth=0.5, linestyle=":")
         ax.set_xlabel("iteration")
         ax.set_ylabel(ylabel)
         ax.set_ylim(-0.02, 1.02)
-        title = f"K = {args.steps_k}, lr = {args.lr:g}" + (f"; dashed: {args.mc_groups} sampled groups/step" if mc is not None else "")
+        title = f"K = {args.steps_k}, lr = {args.lr:g}" + (f"; dotted: {args.mc_groups} sampled groups/step" if args.mc_groups > 0 else "")
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=8)
         fig.tight_layout()

@@ -100,7 +100,7 @@ def composition_probs(theta: torch.Tensor, comps: Compositions) -> torch.Tensor:
     return (comps.log_coef + comps.counts @ outcome_log_probs(theta)).exp()
 
 
-def advantage_weights(method: Method, comps: Compositions, random_draws: int = 50_000, seed: int = 0) -> torch.Tensor:
+def advantage_weights(method: Method, comps: Compositions, random_draws: int = 20_000, seed: int = 0) -> torch.Tensor:
     """W[m, c]: the summed (expected) advantage of the responses with outcome c in composition m.
 
     Advantages depend on the group only, never on theta, so W is computed once per method.
@@ -121,20 +121,22 @@ def _random_weights(method: Method, comps: Compositions, draws: int, seed: int) 
     The RTS of a wrong response is drawn uniformly, independent of where it failed, so given the
     number m of correct responses every wrong response has the same expected advantage a_w(m)
     and every correct one a_c(m). a_c(m) is a Monte-Carlo average over ``draws`` seeded draws of
-    the core ``random`` method; a_w(m) = -m a_c(m) / (G - m) follows exactly because
-    advantages are centred within the group. In particular a_w(0) = 0: **in expectation, random
-    RTS give all-negative groups no signal at all** -- only noise.
+    the core ``random`` method (one draw suffices with scope ``all_negative``: mixed groups are
+    not graded); a_w(m) = -m a_c(m) / (G - m) follows exactly because advantages are centred
+    within the group. In particular a_w(0) = 0: **in expectation, random RTS give all-negative
+    groups no signal at all** -- only noise.
     """
     G = comps.groups.shape[1]
-    generator = torch.Generator().manual_seed(seed)
+    draws = draws if method.scope == "all_incorrect" else 1
+    m = torch.arange(1, G, dtype=torch.long)  # mixed groups: 1..G-1 correct responses
+    # Outcome 1 is "correct" with n_steps = 1; outcome 0 stands for any wrong response.
+    outcomes = (torch.arange(G)[None, :] < m[:, None]).long().repeat_interleave(draws, dim=0)  # [(G-1) * draws, G]
+    adv = method_advantages(method, outcomes, 1, torch.Generator().manual_seed(seed))
+    correct_sum = (adv * outcomes).sum(dim=1).reshape(G - 1, draws).mean(dim=1)  # [G - 1]
     a_correct = torch.zeros(G + 1, dtype=DTYPE)
-    for m in range(1, G):
-        outcomes = torch.zeros(draws, G, dtype=torch.long)  # outcome 0 stands for "wrong"; its RTS is redrawn
-        outcomes[:, :m] = 1
-        # n_steps = 1 makes outcome 1 "correct" in method_advantages.
-        a_correct[m] = method_advantages(method, outcomes, 1, generator)[:, :m].mean()
-    m = torch.arange(G + 1, dtype=DTYPE)
-    a_wrong = torch.where(m < G, -m * a_correct / (G - m).clamp(min=1), torch.zeros_like(m))
+    a_correct[1:G] = correct_sum / m
+    a_wrong = torch.zeros(G + 1, dtype=DTYPE)
+    a_wrong[1:G] = -correct_sum / (G - m)
     n_correct = comps.counts[:, -1].long()
     wrong = comps.counts[:, :-1] * a_wrong[n_correct, None]
     right = comps.counts[:, -1:] * a_correct[n_correct, None]
@@ -166,7 +168,7 @@ class ExactGradient:
     ``ExactGradient(Method("sgpo"), 8, 2)(theta)`` -> [K].
     """
 
-    def __init__(self, method: Method, group_size: int, n_steps: int, random_draws: int = 50_000, seed: int = 0):
+    def __init__(self, method: Method, group_size: int, n_steps: int, random_draws: int = 20_000, seed: int = 0):
         self.method = method
         self.comps = compositions(group_size, n_steps)
         self.weights = advantage_weights(method, self.comps, random_draws, seed)
