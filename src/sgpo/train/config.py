@@ -1,0 +1,234 @@
+"""Run configuration: YAML files plus dotted command-line overrides, validated before anything runs.
+
+    cfg = load_config("configs/arith.yaml", ["algorithm.method=grpo", "rollout.group_size=8"])
+
+Every option is documented where it is declared. Unknown keys and bad values raise
+:class:`ConfigError`, which names the key and the valid choices.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from omegaconf import OmegaConf
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sgpo.judges.config import JudgeConfig
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+
+
+class TaskConfig(_Section):
+    name: Literal["arith"] = "arith"
+    """The task: ``arith`` is the built-in multi-step arithmetic task with an exact rule judge."""
+    n_ops: int = Field(default=4, ge=1)
+    """Operations per problem (solution steps before the answer line)."""
+    start_max: int = Field(default=20, ge=1)
+    """Start value drawn from 1..start_max."""
+    operand_max: int = Field(default=20, ge=1)
+    """Operand of add/sub drawn from 1..operand_max."""
+    factor_max: int = Field(default=5, ge=2)
+    """Operand of mul/div drawn from 2..factor_max."""
+    ops: list[Literal["add", "sub", "mul", "div"]] = ["add", "sub", "mul"]
+    """Operations allowed."""
+    value_max: int = Field(default=999, ge=1)
+    """Intermediate values stay within 0..value_max."""
+    n_train: int = Field(default=4000, ge=1)
+    """Training problems (drawn once; RL cycles through them in a seeded order)."""
+    n_eval: int = Field(default=200, ge=1)
+    """Held-out validation problems for periodic evaluation."""
+    seed: int = 0
+    """Seed of the problem generator (independent of the training seed)."""
+
+
+class ModelConfig(_Section):
+    path: str | None = None
+    """Local Hugging Face model directory. None builds the tiny model below (with the task's tokenizer)."""
+    arch: Literal["llama", "qwen2"] = "llama"
+    """Architecture of the tiny model."""
+    n_layers: int = Field(default=2, ge=1)
+    """Layers of the tiny model."""
+    d_model: int = Field(default=128, ge=8)
+    """Hidden size of the tiny model."""
+    n_heads: int = Field(default=4, ge=1)
+    """Attention heads of the tiny model."""
+
+
+class WarmupConfig(_Section):
+    """Supervised warm-up on (noisy) reference solutions before RL; its checkpoint is cached and reused."""
+
+    steps: int = Field(default=0, ge=0)
+    """Optimizer steps of supervised training; 0 skips the warm-up."""
+    batch_size: int = Field(default=64, ge=1)
+    """Solutions per step."""
+    lr: float = Field(default=2e-3, gt=0)
+    """Peak learning rate (cosine decay after 5% warm-up)."""
+    noise_p: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Probability that a solution line's result is corrupted (and the chain continues from the wrong
+    value), so the warmed-up policy has the format but only partial competence."""
+    seed: int = 0
+    """Seed of the warm-up (model init, data order, noise)."""
+    cache_dir: str = "~/.cache/sgpo/warmup"
+    """Where warm-up checkpoints are kept, keyed by a hash of everything that shapes them."""
+
+
+class RolloutConfig(_Section):
+    group_size: int = Field(default=8, ge=2)
+    """G: responses sampled per prompt. Group statistics need at least 2."""
+    prompts_per_step: int = Field(default=16, ge=1)
+    """N: prompts per RL step (the batch holds N * G responses)."""
+    temperature: float = Field(default=1.0, gt=0)
+    """Sampling temperature (also applied to the log-probs in the loss)."""
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    """Nucleus sampling threshold."""
+    max_new_tokens: int = Field(default=48, ge=1)
+    """Longest response, in tokens."""
+
+
+class AlgorithmConfig(_Section):
+    method: Literal["grpo", "sgpo", "dapo", "ngrpo", "random"] = "sgpo"
+    """What to do with all-negative groups: ``grpo`` nothing, ``sgpo`` judge-graded rewards, ``dapo``
+    drop zero-variance groups, ``ngrpo`` a virtual reward-1 sample, ``random`` random RTS (control)."""
+    scope: Literal["all_negative", "all_incorrect"] = "all_negative"
+    """Which wrong responses SGPO grades: those of all-negative groups, or every wrong response."""
+    mapping: Literal["logistic", "linear", "raw"] = "logistic"
+    """RTS -> graded reward: sigmoid(beta (RTS - gamma)), linear_scale * RTS, or RTS (1 - 1e-3)."""
+    beta: float = 5.0
+    """Steepness of the logistic mapping."""
+    gamma: float = 0.5
+    """Midpoint of the logistic mapping."""
+    linear_scale: float = Field(default=0.5, gt=0, lt=1)
+    """Slope of the linear mapping."""
+    rts_unit: Literal["steps", "tokens"] = "steps"
+    """RTS as the share of steps, or of tokens, before the first error."""
+    scale: Literal["group", "batch", "none"] = "group"
+    """Advantage denominator: group std, batch std, or none (Dr. GRPO)."""
+    eps_low: float = Field(default=0.2, ge=0)
+    """Lower clip range: ratios below 1 - eps_low are clipped."""
+    eps_high: float = Field(default=0.28, ge=0)
+    """Upper clip range: ratios above 1 + eps_high are clipped (DAPO's clip-higher)."""
+    beta_kl: float = Field(default=0.0, ge=0)
+    """k3 KL coefficient to a frozen reference; 0 loads no reference model."""
+    aggregation: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = "token_mean"
+    """How per-token losses become one number (DAPO, GRPO, Dr. GRPO)."""
+    dapo_resample_rounds: int = Field(default=0, ge=0)
+    """DAPO only: extra rounds of prompts sampled to refill groups dropped for zero variance."""
+
+    def mapping_params(self) -> dict[str, float]:
+        return {"logistic": {"beta": self.beta, "gamma": self.gamma}, "linear": {"scale": self.linear_scale}}.get(
+            self.mapping, {}
+        )
+
+
+class OptimConfig(_Section):
+    lr: float = Field(default=3e-4, gt=0)
+    """Peak learning rate of AdamW."""
+    weight_decay: float = Field(default=0.0, ge=0)
+    """AdamW weight decay."""
+    warmup_steps: int = Field(default=5, ge=0)
+    """Optimizer steps of linear learning-rate warm-up (then constant)."""
+    grad_clip: float = Field(default=1.0, gt=0)
+    """Clip the global gradient norm to this."""
+    ppo_epochs: int = Field(default=1, ge=1)
+    """mu: passes over each batch of rollouts."""
+    mini_batch_size: int = Field(default=64, ge=1)
+    """Responses per optimizer step."""
+
+
+class TrainConfig(_Section):
+    steps: int = Field(default=100, ge=0)
+    """RL steps."""
+    seed: int = 0
+    """Seed of sampling, data order and everything random in training."""
+    bf16: bool = True
+    """bf16 autocast for forward passes (CPU and CUDA) where the hardware supports it."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where to train; ``auto`` picks CUDA when available."""
+    eval_every: int = Field(default=20, ge=0)
+    """Evaluate on the held-out split every this many steps (and at the end); 0: only at the end."""
+    eval_k: int = Field(default=4, ge=1)
+    """avg@k: samples per problem for sampled evaluation (greedy accuracy is always logged)."""
+    save_every: int = Field(default=50, ge=0)
+    """Checkpoint every this many steps (and at the end); 0: only at the end."""
+    out_dir: str = "runs/train"
+    """Run directory (config.yaml, metrics.jsonl, samples.jsonl, checkpoints/, report.md)."""
+    log_samples: int = Field(default=8, ge=0)
+    """Completions per step written to samples.jsonl."""
+    tensorboard: bool = False
+    """Also write TensorBoard event files (needs the ``tensorboard`` package)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+class Config(_Section):
+    task: TaskConfig = TaskConfig()
+    model: ModelConfig = ModelConfig()
+    warmup: WarmupConfig = WarmupConfig()
+    rollout: RolloutConfig = RolloutConfig()
+    algorithm: AlgorithmConfig = AlgorithmConfig()
+    judge: JudgeConfig = JudgeConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the key and what would be valid."""
+
+
+def _section_at(loc: tuple) -> type[BaseModel] | None:
+    model: Any = Config
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return None
+        model = field.annotation
+    return model
+
+
+def _explain(err: ValidationError, source: str) -> ConfigError:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            section = _section_at(e["loc"][:-1])
+            valid = ", ".join(section.model_fields) if section else "?"
+            lines.append(f"unknown key {key!r}; valid keys here: {valid}")
+        else:
+            lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
+    return ConfigError(f"invalid configuration ({source}):\n  " + "\n  ".join(lines))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Load a YAML config (or the defaults), apply ``key=value`` overrides, validate."""
+    base = OmegaConf.create()
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            base = OmegaConf.load(path)
+        except Exception as e:  # the YAML parser names line and column
+            raise ConfigError(f"cannot parse {path}: {e}") from e
+        source = str(path)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. algorithm.method=grpo)")
+    try:
+        merged = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
+    except Exception as e:
+        raise ConfigError(f"cannot apply overrides {list(overrides)}: {e}") from e
+    data = OmegaConf.to_container(merged, resolve=True) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise _explain(e, source + (f" + overrides {list(overrides)}" if overrides else "")) from None
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    OmegaConf.save(OmegaConf.create(cfg.model_dump(mode="json")), path)

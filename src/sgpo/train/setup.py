@@ -1,0 +1,37 @@
+"""Small pieces of run set-up shared by the trainer, the warm-up and compare."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from sgpo.tasks.arith import ArithSpec, ArithTask
+from sgpo.train.config import Config
+
+
+def pick_device(cfg: Config) -> torch.device:
+    if cfg.train.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if cfg.train.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device=cuda but no CUDA device is available; use train.device=cpu or auto")
+    return torch.device(cfg.train.device)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return True
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast for forward passes; a no-op context when disabled."""
+    if not enabled or not bf16_supported(device):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def make_task(cfg: Config) -> ArithTask:
+    t = cfg.task
+    spec = ArithSpec(t.n_ops, t.start_max, t.operand_max, t.factor_max, tuple(t.ops), t.value_max)
+    return ArithTask(spec, seed=t.seed)

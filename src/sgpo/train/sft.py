@@ -1,0 +1,136 @@
+"""Supervised warm-up: teach a policy the solution format, with only partial competence.
+
+RL from a random tiny model learns nothing (every group is all-negative and nothing can be
+judged), so the policy first imitates reference solutions in which, with probability
+``noise_p``, a line's result is wrong and the chain goes on from the wrong value. The warmed-up
+policy writes well-formed solutions that are often wrong at some step: the regime SGPO is for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from pathlib import Path
+
+import torch
+
+from sgpo.models import arith_tokenizer, load_policy, save_policy, tiny_policy
+from sgpo.rollout import format_prompt
+from sgpo.tasks.arith import Chain, apply
+from sgpo.tasks.base import Problem
+from sgpo.train.config import Config, ConfigError, load_config
+from sgpo.train.setup import autocast, make_task, pick_device
+
+
+def corrupt_solution(problem: Problem, noise_p: float, rng: random.Random) -> str:
+    """The reference solution with each line's result wrong with probability ``noise_p``.
+
+    Later lines continue from the wrong value, so the text stays a consistent chain whose first
+    error is the first corrupted line; the answer line repeats the (possibly wrong) final value.
+    """
+    chain = Chain.parse(problem.question)
+    value, lines = chain.start, []
+    for op, b in chain.ops:
+        result = apply(value, op, b)
+        if rng.random() < noise_p:
+            result += rng.choice([-1, 1]) * rng.randint(1, max(2, abs(result) // 10 + 2))
+        lines.append(f"{value} {op} {b} = {result}")
+        value = result
+    return "\n".join(lines + [f"Answer: {value}"])
+
+
+def sft_train(model, tokenizer, problems: list[Problem], cfg: Config, device: torch.device) -> list[float]:
+    """Train on (prompt, noisy reference) pairs; loss on response tokens only. Returns losses."""
+    w = cfg.warmup
+    rng = random.Random(w.seed)
+    torch.manual_seed(w.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=w.lr, weight_decay=0.01)
+    warm = max(1, w.steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, w.steps))))
+    )
+    model.train()
+    losses = []
+    for _ in range(w.steps):
+        batch = rng.sample(problems, min(w.batch_size, len(problems)))
+        prompts = [format_prompt(p.question, tokenizer) for p in batch]
+        targets = [corrupt_solution(p, w.noise_p, rng) + tokenizer.eos_token for p in batch]
+        enc = tokenizer([p + t for p, t in zip(prompts, targets)], return_tensors="pt", padding=True, add_special_tokens=False)
+        prompt_lens = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+        ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+        labels = ids.masked_fill(mask == 0, -100)
+        pad = (mask == 0).sum(dim=1)
+        for i, n in enumerate(prompt_lens):
+            labels[i, : pad[i] + n] = -100
+        position_ids = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        with autocast(device, cfg.train.bf16):
+            loss = model(input_ids=ids, attention_mask=mask, position_ids=position_ids, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    model.eval()
+    return losses
+
+
+def warmup_key(cfg: Config) -> str:
+    """A hash of everything that shapes the warmed-up policy."""
+    shaping = {
+        "task": cfg.task.model_dump(),
+        "model": cfg.model.model_dump(),
+        "warmup": cfg.warmup.model_dump(exclude={"cache_dir"}),
+        "bf16": cfg.train.bf16,
+    }
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def initial_policy(cfg: Config, device: torch.device, log=print):
+    """The policy RL starts from: ``model.path``, or the tiny model, warmed up if ``warmup.steps``.
+
+    A warmed-up policy is cached under ``warmup.cache_dir`` and reused by every run with the same
+    task, model and warm-up settings (so `sgpo compare` warms up once for all methods).
+    """
+    if cfg.model.path is None:
+        tokenizer = arith_tokenizer()
+        model = tiny_policy(tokenizer, cfg.model.arch, cfg.model.n_layers, cfg.model.d_model, cfg.model.n_heads, seed=cfg.warmup.seed)
+    else:
+        model, tokenizer = load_policy(cfg.model.path)
+    if cfg.warmup.steps == 0:
+        return model.to(device), tokenizer
+    cached = Path(cfg.warmup.cache_dir).expanduser() / warmup_key(cfg)
+    if (cached / "config.json").is_file():
+        log(f"warm-up: reusing {cached}")
+        model, tokenizer = load_policy(cached)
+        return model.to(device), tokenizer
+    if cfg.warmup.noise_p > 0 and cfg.task.name != "arith":
+        raise ConfigError("warmup.noise_p > 0 is only defined for task.name=arith")
+    problems = make_task(cfg).problems("train", cfg.task.n_train)
+    log(f"warm-up: {cfg.warmup.steps} supervised steps (noise_p={cfg.warmup.noise_p}) -> {cached}")
+    model.to(device)
+    losses = sft_train(model, tokenizer, problems, cfg, device)
+    log(f"warm-up: final loss {sum(losses[-20:]) / len(losses[-20:]):.3f}")
+    tmp = cached.with_name(cached.name + ".tmp")
+    save_policy(model, tokenizer, tmp)
+    tmp.replace(cached)
+    return model, tokenizer
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", help="YAML config (the warmup, task and model sections are used)")
+    parser.add_argument("--out", help="also save the warmed-up policy to this directory")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. warmup.steps=400")
+
+
+def run(args) -> int:
+    cfg = load_config(args.config, args.overrides)
+    if cfg.warmup.steps == 0:
+        raise ConfigError("warmup.steps is 0: nothing to train (set e.g. warmup.steps=400)")
+    model, tokenizer = initial_policy(cfg, pick_device(cfg))
+    if args.out:
+        save_policy(model, tokenizer, args.out)
+        print(f"saved warmed-up policy to {args.out}")
+    return 0

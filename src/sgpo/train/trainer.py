@@ -1,0 +1,375 @@
+"""The native online trainer: sample -> verify -> judge -> rewards -> advantages -> PPO epochs.
+
+One RL step (``Trainer.step``):
+  1. take N prompts in a seeded order and sample G responses each;
+  2. verify each response (outcome 0/1) and classify the groups;
+  3. if the method needs it, ask the step judge where each response in scope first goes wrong;
+  4. rewards and advantages from ``sgpo.core.METHODS[method]``;
+  5. mu epochs of clipped policy-gradient updates over mini-batches, old log-probs taken before
+     the first update.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sgpo.core import METHODS, ShapingParams, classify_groups, judge_mask, needs_judge, policy_loss, rts_from_steps, rts_from_tokens
+from sgpo.judges import JudgeRequest, Verdict
+from sgpo.judges.config import build_judge
+from sgpo.rollout import Rollout, format_prompt, generate, token_logprobs
+from sgpo.steps import split_steps
+from sgpo.train.checkpoint import latest_checkpoint, load_trainer_state, restore_rng, save_checkpoint
+from sgpo.train.config import Config, load_config, save_config
+from sgpo.report import write_run_report
+from sgpo.train.metrics import MetricsWriter, read_jsonl, truncate_jsonl
+from sgpo.train.setup import autocast, make_task, pick_device
+from sgpo.train.sft import initial_policy
+from sgpo.models import load_policy
+
+
+class PromptStream:
+    """An endless, seeded order over the training problems; its state is one integer."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.position = n, seed, 0
+
+    def take(self, k: int) -> list[int]:
+        out = []
+        for _ in range(k):
+            epoch, i = divmod(self.position, self.n)
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            out.append(int(torch.randperm(self.n, generator=g)[i]))
+            self.position += 1
+        return out
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: bool = False, log=print):
+        self.cfg, self.log = cfg, log
+        self.run_dir = Path(run_dir or cfg.train.out_dir)
+        self.device = pick_device(cfg)
+        self.task = make_task(cfg)
+        self.train_problems = self.task.problems("train", cfg.task.n_train)
+        self.eval_problems = self.task.problems("validation", cfg.task.n_eval)
+        self.method = cfg.algorithm.method
+        self.judge = build_judge(cfg.judge, self.task) if needs_judge(self.method) else None
+        self.params = ShapingParams(
+            cfg.algorithm.scope, cfg.algorithm.mapping, cfg.algorithm.mapping_params(), cfg.algorithm.scale
+        )
+        self._seed_everything(cfg.train.seed)
+        self.policy, self.tokenizer = initial_policy(cfg, self.device, log)
+        self.ref = None
+        if cfg.algorithm.beta_kl > 0:
+            self.ref, _ = initial_policy(cfg, self.device, log)
+            self.ref.eval().requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        warm = cfg.optim.warmup_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: min(1.0, (s + 1) / (warm + 1)))
+        self.stream = PromptStream(len(self.train_problems), cfg.train.seed)
+        self.step_idx = 0
+        self.judge_calls = 0
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self._resume()
+        else:
+            save_config(cfg, self.run_dir / "config.yaml")
+            for name in ("metrics.jsonl", "samples.jsonl"):
+                (self.run_dir / name).unlink(missing_ok=True)
+        self.writer = MetricsWriter(self.run_dir, cfg.train.tensorboard)
+
+    @classmethod
+    def resume_from(cls, run_dir: str | Path, log=print) -> "Trainer":
+        run_dir = Path(run_dir)
+        if not (run_dir / "config.yaml").is_file():
+            raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
+        return cls(load_config(run_dir / "config.yaml"), run_dir, resume=True, log=log)
+
+    # -- set-up ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _seed_everything(seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+    def _resume(self) -> None:
+        ckpt = latest_checkpoint(self.run_dir)
+        if ckpt is None:
+            raise FileNotFoundError(f"no complete checkpoint under {self.run_dir / 'checkpoints'} to resume from")
+        state = load_trainer_state(ckpt)
+        model, _ = load_policy(ckpt)
+        self.policy.load_state_dict(model.state_dict())
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        restore_rng(state)
+        self.step_idx = state["step"]
+        self.stream.position = state["data_position"]
+        self.judge_calls = state["judge_calls"]
+        for name in ("metrics.jsonl", "samples.jsonl"):
+            truncate_jsonl(self.run_dir / name, self.step_idx)
+        self.log(f"resumed from {ckpt} at step {self.step_idx}")
+
+    def save(self) -> Path:
+        extra = {"data_position": self.stream.position, "judge_calls": self.judge_calls}
+        return save_checkpoint(self.run_dir, self.step_idx, self.policy, self.tokenizer, self.optimizer, self.scheduler, extra)
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def train(self) -> list[dict]:
+        """Run the remaining steps; evaluate and checkpoint on schedule. Returns this call's metrics."""
+        cfg = self.cfg.train
+        history = []
+        bar = None
+        if cfg.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.steps, initial=self.step_idx, desc=self.method, dynamic_ncols=True)
+        try:
+            while self.step_idx < cfg.steps:
+                metrics = self.step()
+                last = self.step_idx == cfg.steps
+                if last or (cfg.eval_every and self.step_idx % cfg.eval_every == 0):
+                    metrics.update(self.evaluate())
+                self.writer.log(metrics)
+                history.append(metrics)
+                if last or (cfg.save_every and self.step_idx % cfg.save_every == 0):
+                    self.save()
+                if bar is not None:
+                    bar.update(1)
+                    post = {"acc": f"{metrics['accuracy/train']:.2f}", "all_neg": f"{metrics['groups/all_negative_frac']:.2f}"}
+                    if "eval/accuracy" in metrics:
+                        post["eval"] = f"{metrics['eval/accuracy']:.2f}"
+                    bar.set_postfix(post)
+        finally:
+            if bar is not None:
+                bar.close()
+            self.writer.close()
+        write_run_report(self.run_dir, read_jsonl(self.run_dir / "metrics.jsonl"))
+        return history
+
+    def step(self) -> dict:
+        cfg, G = self.cfg, self.cfg.rollout.group_size
+        t_start = time.perf_counter()
+        n_prompts = cfg.rollout.prompts_per_step
+        if self.method == "dapo":
+            n_prompts += cfg.algorithm.dapo_resample_rounds * cfg.rollout.prompts_per_step
+        problems = [self.train_problems[i] for i in self.stream.take(n_prompts)]
+
+        self.policy.eval()
+        t0 = time.perf_counter()
+        rollout = generate(
+            self.policy,
+            self.tokenizer,
+            [format_prompt(p.question, self.tokenizer) for p in problems],
+            n=G,
+            temperature=cfg.rollout.temperature,
+            top_p=cfg.rollout.top_p,
+            max_new_tokens=cfg.rollout.max_new_tokens,
+        )
+        t_generate = time.perf_counter() - t0
+
+        outcomes = torch.tensor([self.task.verify(text, problems[i // G]) for i, text in enumerate(rollout.texts)]).view(-1, G)
+        kinds = classify_groups(outcomes)
+        t0 = time.perf_counter()
+        rts, verdict_ok, verdicts = self._judge(problems, rollout, outcomes)
+        t_judge = time.perf_counter() - t0
+
+        step_gen = torch.Generator().manual_seed(cfg.train.seed * 7_919 + self.step_idx)
+        shaped = METHODS.get(self.method)(outcomes, rts=rts, verdict_ok=verdict_ok, params=self.params, generator=step_gen)
+        keep = shaped.keep
+        if self.method == "dapo":
+            # Keep the first prompts_per_step groups with signal; the over-sampled rest refill the batch.
+            keep = keep & (keep.cumsum(0) <= cfg.rollout.prompts_per_step)
+        rows = keep.repeat_interleave(G).nonzero().squeeze(1)
+
+        t0 = time.perf_counter()
+        update = self._update(rollout.select(rows), shaped.advantages.reshape(-1)[rows]) if len(rows) else {}
+        t_train = time.perf_counter() - t0
+
+        self.step_idx += 1
+        t_step = time.perf_counter() - t_start
+        judged = judge_mask(outcomes, self.params.scope) if self.judge is not None else torch.zeros_like(outcomes, dtype=torch.bool)
+        recovered = kinds.all_negative & (shaped.advantages.abs() > 0).any(dim=1)
+        n_tokens = int(rollout.response_mask.sum())
+        metrics = {
+            "step": self.step_idx,
+            "accuracy/train": outcomes.mean().item(),
+            "reward/mean": shaped.rewards.mean().item(),
+            "groups/all_negative_frac": kinds.all_negative.float().mean().item(),
+            "groups/all_positive_frac": kinds.all_positive.float().mean().item(),
+            "groups/mixed_frac": kinds.mixed.float().mean().item(),
+            "groups/kept_frac": keep.float().mean().item(),
+            "sgpo/judged_responses": int(judged.sum()),
+            "sgpo/judge_failures": int((judged & ~verdict_ok).sum()),
+            "sgpo/judge_calls_total": self.judge_calls,
+            "sgpo/recovered_groups_frac": recovered.float().mean().item(),
+            "sgpo/rts_mean": rts[judged & verdict_ok].mean().item() if (judged & verdict_ok).any() else 0.0,
+            **update,
+            "lr": self.scheduler.get_last_lr()[0],
+            "time/generate": t_generate,
+            "time/judge": t_judge,
+            "time/train": t_train,
+            "time/step": t_step,
+            "tokens_per_s": n_tokens / t_step,
+            "response_tokens/mean": n_tokens / len(rollout.texts),
+        }
+        self._log_samples(problems, rollout, outcomes, shaped, verdicts)
+        return metrics
+
+    def _judge(self, problems, rollout: Rollout, outcomes: torch.Tensor):
+        """RTS and verdict-ok masks ([N, G]) for the responses in the method's judging scope."""
+        G = outcomes.shape[1]
+        rts = torch.zeros_like(outcomes, dtype=torch.float32)
+        ok = torch.zeros_like(outcomes, dtype=torch.bool)
+        verdicts: dict[int, Verdict] = {}
+        if self.judge is None:
+            return rts, ok, verdicts
+        index = judge_mask(outcomes, self.params.scope).reshape(-1).nonzero().squeeze(1).tolist()
+        if not index:
+            return rts, ok, verdicts
+        steps = [split_steps(rollout.texts[i], self.task.step_mode, self.cfg.judge.max_steps) for i in index]
+        requests = [
+            JudgeRequest(problems[i // G].question, s, problems[i // G].reference, problems[i // G].answer)
+            for i, s in zip(index, steps)
+        ]
+        try:
+            results = self.judge.judge(requests)
+        except Exception as e:  # a judge must not kill the run; these responses stay plain GRPO
+            self.log(f"judge raised {type(e).__name__}: {e}; treating the batch as failed verdicts")
+            results = [Verdict.failed(len(s), "error", raw=repr(e)) for s in steps]
+        self.judge_calls += len(requests)
+        first = torch.tensor([v.first_error for v in results])
+        n_steps = torch.tensor([len(s) for s in steps])
+        if self.cfg.algorithm.rts_unit == "tokens":
+            width = max(1, int(n_steps.max()))
+            counts = torch.zeros(len(steps), width, dtype=torch.long)
+            for row, s in enumerate(steps):
+                for col, text in enumerate(s):
+                    counts[row, col] = max(1, len(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
+            values = rts_from_tokens(first, counts)
+        else:
+            values = rts_from_steps(first, n_steps)
+        flat_rts, flat_ok = rts.view(-1), ok.view(-1)
+        for j, i in enumerate(index):
+            verdicts[i] = results[j]
+            if results[j].ok:
+                flat_rts[i] = values[j]
+                flat_ok[i] = True
+        return rts, ok, verdicts
+
+    def _update(self, rollout: Rollout, advantages: torch.Tensor) -> dict:
+        """mu epochs of clipped policy-gradient steps over shuffled mini-batches."""
+        cfg, alg = self.cfg, self.cfg.algorithm
+        temperature = cfg.rollout.temperature
+        bf16 = cfg.train.bf16
+        mb = cfg.optim.mini_batch_size
+        B = len(rollout.texts)
+        chunks = [torch.arange(i, min(i + mb, B)) for i in range(0, B, mb)]
+        with torch.no_grad(), autocast(self.device, bf16):
+            old = torch.cat([token_logprobs(self.policy, rollout.select(c), temperature)[0] for c in chunks])
+            ref = None
+            if self.ref is not None:
+                ref = torch.cat([token_logprobs(self.ref, rollout.select(c), temperature)[0] for c in chunks])
+        self.policy.train()
+        stats = {"loss": [], "kl": [], "clip_frac": [], "entropy": [], "grad_norm": []}
+        shuffle = torch.Generator().manual_seed(cfg.train.seed * 104_729 + self.step_idx)
+        for _ in range(cfg.optim.ppo_epochs):
+            order = torch.randperm(B, generator=shuffle)
+            for i in range(0, B, mb):
+                idx = order[i : i + mb]
+                sub = rollout.select(idx)
+                mask = sub.response_mask.to(self.device)
+                with autocast(self.device, bf16):
+                    logp, entropy = token_logprobs(self.policy, sub, temperature, with_entropy=True)
+                out = policy_loss(
+                    logp,
+                    old[idx],
+                    advantages[idx].to(self.device),
+                    mask,
+                    alg.eps_low,
+                    alg.eps_high,
+                    alg.aggregation,
+                    ref_logp=ref[idx] if ref is not None else None,
+                    beta_kl=alg.beta_kl,
+                    norm=cfg.rollout.max_new_tokens,
+                )
+                out.loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.optim.grad_clip)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                maskf = mask.float()
+                stats["loss"].append(out.loss.item())
+                stats["kl"].append(out.kl.item())
+                stats["clip_frac"].append(out.clip_frac.item())
+                stats["entropy"].append(((entropy.detach() * maskf).sum() / maskf.sum().clamp(min=1)).item())
+                stats["grad_norm"].append(grad_norm.item())
+        self.policy.eval()
+        return {k: sum(v) / len(v) for k, v in stats.items()}
+
+    def _log_samples(self, problems, rollout: Rollout, outcomes, shaped, verdicts: dict[int, Verdict]) -> None:
+        n = min(self.cfg.train.log_samples, len(rollout.texts))
+        if not n:
+            return
+        G = outcomes.shape[1]
+        records = []
+        for i in range(n):
+            v = verdicts.get(i)
+            records.append(
+                {
+                    "step": self.step_idx,
+                    "prompt": problems[i // G].question,
+                    "completion": rollout.texts[i],
+                    "outcome": outcomes.view(-1)[i].item(),
+                    "verdict": None if v is None else {"first_error": v.first_error, "n_steps": v.n_steps, "status": v.status},
+                    "reward": shaped.rewards.view(-1)[i].item(),
+                    "advantage": shaped.advantages.view(-1)[i].item(),
+                }
+            )
+        self.writer.samples(records)
+
+    # -- evaluation ------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Greedy accuracy and avg@k / pass@k on the held-out split, without touching the training RNG."""
+        cfg = self.cfg
+        prompts = [format_prompt(p.question, self.tokenizer) for p in self.eval_problems]
+        k = cfg.train.eval_k
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.train.seed * 31 + self.step_idx)
+            greedy = generate(self.policy, self.tokenizer, prompts, n=1, max_new_tokens=cfg.rollout.max_new_tokens, greedy=True)
+            sampled = generate(
+                self.policy,
+                self.tokenizer,
+                prompts,
+                n=k,
+                temperature=cfg.rollout.temperature,
+                top_p=cfg.rollout.top_p,
+                max_new_tokens=cfg.rollout.max_new_tokens,
+            )
+        correct = torch.tensor([self.task.verify(t, p) for t, p in zip(greedy.texts, self.eval_problems)])
+        per_sample = torch.tensor([self.task.verify(t, self.eval_problems[i // k]) for i, t in enumerate(sampled.texts)]).view(-1, k)
+        return {
+            "eval/accuracy": correct.mean().item(),
+            f"eval/avg@{k}": per_sample.mean().item(),
+            f"eval/pass@{k}": per_sample.max(dim=1).values.mean().item(),
+        }
+
+
+def train(cfg: Config, run_dir: str | Path | None = None, log=print) -> list[dict]:
+    """Train from scratch into ``run_dir`` (default ``cfg.train.out_dir``)."""
+    return Trainer(cfg, run_dir, log=log).train()
+
+
+def resume(run_dir: str | Path, log=print) -> list[dict]:
+    """Continue the run in ``run_dir`` from its latest checkpoint, exactly."""
+    return Trainer.resume_from(run_dir, log=log).train()
+
+
+__all__ = ["Trainer", "train", "resume"]
