@@ -142,3 +142,15 @@ def prepare(name: str, out: str | Path | None = None, force: bool = False) -> Pa
 def ensure_cached(name: str) -> Path:
     """The packaged model prepared in the cache (converted on first use only)."""
     return prepare(name, cached_dir(name))
+
+
+def resolve_model_dir(model: str | Path) -> Path:
+    """A model directory from a path or a packaged model's name (prepared in the cache if needed).
+
+    A path that exists wins over a packaged name, so a local directory called ``smollm2`` is
+    still read as a directory.
+    """
+    path = Path(model)
+    if path.exists() or str(model) not in PACKAGED:
+        return path
+    return ensure_cached(str(model))

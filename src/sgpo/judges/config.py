@@ -1,8 +1,18 @@
-"""Judge configuration and the factory that builds a judge from it."""
+"""Judge configuration and the factory that builds a judge from it.
+
+One ``judge:`` section picks the kind and carries a sub-section per kind; only the sub-section
+of the chosen kind is read. Example (YAML)::
+
+    judge:
+      kind: llm_http
+      http: {base_url: http://127.0.0.1:8000/v1, model: Qwen/QwQ-32B, concurrency: 32}
+      llm: {max_tokens: 4096, samples: 3, temperature: 0.6}
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,14 +23,118 @@ from sgpo.judges.noisy import NoisyJudge
 if TYPE_CHECKING:
     from sgpo.tasks.base import Task
 
+JUDGE_KINDS = ("rule", "llm_http", "llm_local", "prm")
 
-class JudgeConfig(BaseModel):
-    """Which step judge SGPO asks, and the wrappers around it."""
 
+class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
-    kind: Literal["rule"] = "rule"
-    """``rule``: the task's exact rule judge (the arithmetic task has one)."""
+
+class LLMConfig(_Section):
+    """What an LLM judge (``llm_http`` or ``llm_local``) is asked, and how its replies are read."""
+
+    template: str | None = None
+    """User-message template (placeholders in :mod:`sgpo.judges.prompts`); None: the built-in one."""
+    template_file: str | None = None
+    """Read the template from this file instead (give ``template`` or ``template_file``, not both)."""
+    system: str | None = "default"
+    """System message; ``default`` for the built-in one, None or "" for none."""
+    samples: int = Field(default=1, ge=1)
+    """Replies per request; above 1 the verdict is their majority vote (needs temperature > 0)."""
+    temperature: float = Field(default=0.0, ge=0.0)
+    """Sampling temperature; 0 is greedy."""
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    """Nucleus sampling; None leaves the backend's default."""
+    max_tokens: int = Field(default=1024, ge=1)
+    """Longest reply; reasoning judges (QwQ, o4-mini) need thousands."""
+
+
+class HTTPConfig(_Section):
+    """Where the ``llm_http`` judge's OpenAI-compatible server is, and how to talk to it."""
+
+    base_url: str = "http://127.0.0.1:8000/v1"
+    """API root (vLLM and SGLang serve ``/v1``; OpenAI is ``https://api.openai.com/v1``)."""
+    model: str | None = None
+    """Model name sent with each request; None: the first model the server lists."""
+    api_key_env: str | None = "OPENAI_API_KEY"
+    """Environment variable with the API key (sent only when set; local servers need none)."""
+    timeout_s: float = Field(default=120.0, gt=0)
+    """Total deadline of one HTTP request."""
+    max_retries: int = Field(default=3, ge=0)
+    """Extra attempts after a 429, a 5xx or a connection error."""
+    backoff_s: float = Field(default=0.5, ge=0)
+    """First retry waits about this long; each further retry doubles it (with jitter)."""
+    backoff_max_s: float = Field(default=8.0, ge=0)
+    """Longest wait between retries (also caps a server's Retry-After)."""
+    retry_timeouts: bool = False
+    """Also retry requests that hit ``timeout_s``."""
+    concurrency: int = Field(default=16, ge=1)
+    """Most requests in flight at once."""
+    use_n: bool = False
+    """Ask for all samples in one request with the API's ``n`` (vLLM, SGLang, OpenAI support it)."""
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    """Merged into every request body, e.g. ``{chat_template_kwargs: {enable_thinking: false}}``."""
+
+
+class LocalConfig(_Section):
+    """The ``llm_local`` judge's model, loaded in this process."""
+
+    model: str = "smollm2"
+    """Local model directory, or a packaged model name (``sgpo models list``)."""
+    device: str = "cpu"
+    """Torch device."""
+    dtype: str = "auto"
+    """``auto`` (as saved), ``float32``, ``bfloat16`` or ``float16``."""
+    batch_size: int = Field(default=8, ge=1)
+    """Conversations per generate call."""
+    max_time_s: float | None = Field(default=None, gt=0)
+    """Wall-time limit of one generate call (cut replies parse as invalid)."""
+    threads: int | None = Field(default=None, ge=1)
+    """Torch CPU threads, set for the whole process when the model loads (None: torch's
+    default). On a machine busy with other work, 1 can be many times faster than oversubscribing."""
+
+
+class PRMConfig(_Section):
+    """The ``prm`` judge: a process reward model that scores all steps in one forward pass."""
+
+    model: str = "models/arith-judge"
+    """Model directory (the default is where ``sgpo train-judge`` saves)."""
+    format: Literal["auto", "qwen", "shepherd", "sgpo"] = "auto"
+    """``qwen``: Qwen2.5-Math-PRM (class-1 probability at each step separator); ``shepherd``:
+    Math-Shepherd (P('+') vs P('-') at each step tag); ``sgpo``: a judge from ``sgpo train-judge``;
+    ``auto``: ``sgpo`` if the directory has one, else guessed from the model's config."""
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    """A step whose score is below this is an error; the first such step is the verdict."""
+    device: str = "cpu"
+    """Torch device."""
+    dtype: str = "auto"
+    """``auto`` (as saved), ``float32``, ``bfloat16`` or ``float16``."""
+    batch_size: int = Field(default=16, ge=1)
+    """Responses per forward pass."""
+    max_length: int = Field(default=4096, ge=16)
+    """Longest input in tokens; a longer one is cut from the end and its cut steps are
+    judged by the last score seen, or fail as ``invalid`` when no step boundary is left."""
+    step_separator: str | None = None
+    """Override the format's step separator (``<extra_0>`` for qwen, `` ки`` for shepherd)."""
+    system: str | None = "default"
+    """System message for the qwen format's chat template; ``default`` is Qwen's own."""
+
+
+class JudgeConfig(_Section):
+    """Which step judge SGPO asks, and the wrappers around it."""
+
+    kind: Literal["rule", "llm_http", "llm_local", "prm"] = "rule"
+    """``rule``: the task's exact rule judge (the arithmetic task has one); ``llm_http``: a prompted
+    LLM behind an OpenAI-compatible server (see ``http``, ``llm``); ``llm_local``: a prompted LLM in
+    this process (see ``local``, ``llm``); ``prm``: a process reward model or a trained judge (see ``prm``)."""
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    """Prompt, sampling and voting of the LLM judges."""
+    http: HTTPConfig = Field(default_factory=HTTPConfig)
+    """Server of the ``llm_http`` judge."""
+    local: LocalConfig = Field(default_factory=LocalConfig)
+    """Model of the ``llm_local`` judge."""
+    prm: PRMConfig = Field(default_factory=PRMConfig)
+    """Model of the ``prm`` judge."""
     max_steps: int | None = Field(default=None, ge=1)
     """Merge a response's steps to at most this many before judging (None: no limit)."""
     noise_p: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -35,14 +149,58 @@ class JudgeConfig(BaseModel):
     """Most verdicts kept in the cache (least recently used go first); None: unbounded."""
 
 
-def build_judge(cfg: JudgeConfig, task: "Task | None" = None) -> StepJudge:
-    """The judge ``cfg`` describes, wrapped in noise (innermost) then cache."""
+def load_judge_config(path: str | Path) -> JudgeConfig:
+    """A JudgeConfig from a YAML or JSON file; a file with a top-level ``judge:`` key is read there."""
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(OmegaConf.load(path), resolve=True) or {}
+    if isinstance(data, dict) and set(data) == {"judge"}:
+        data = data["judge"]
+    return JudgeConfig.model_validate(data)
+
+
+def _llm_judge(cfg: JudgeConfig, backend) -> StepJudge:
+    from sgpo.judges.llm import LLMJudge
+    from sgpo.judges.prompts import DEFAULT_SYSTEM, load_template
+
+    system = DEFAULT_SYSTEM if cfg.llm.system == "default" else (cfg.llm.system or None)
+    return LLMJudge(backend, load_template(cfg.llm.template, cfg.llm.template_file), system, cfg.llm.samples)
+
+
+def build_base_judge(cfg: JudgeConfig, task: "Task | None" = None) -> StepJudge:
+    """The judge of ``cfg.kind`` without wrappers. Model-backed judges import their heavy
+    dependencies here, not at module import, and load models only on first use."""
     if cfg.kind == "rule":
         judge = task.rule_judge() if task is not None else None
         if judge is None:
             raise ValueError(f"judge.kind=rule needs a task with a rule judge; task {getattr(task, 'name', None)!r} has none")
-    else:  # pragma: no cover - Literal keeps other kinds out
-        raise ValueError(f"unknown judge kind {cfg.kind!r}")
+        return judge
+    if cfg.kind == "llm_http":
+        from sgpo.judges.llm_http import OpenAIChatBackend
+
+        h, llm = cfg.http, cfg.llm
+        backend = OpenAIChatBackend(
+            h.base_url, h.model, h.api_key_env, h.timeout_s, h.max_retries, h.backoff_s, h.backoff_max_s,
+            h.concurrency, llm.temperature, llm.top_p, llm.max_tokens, h.use_n, h.retry_timeouts, h.extra_body,
+        )
+        return _llm_judge(cfg, backend)
+    if cfg.kind == "llm_local":
+        from sgpo.judges.llm_local import TransformersChatBackend
+
+        lo, llm = cfg.local, cfg.llm
+        backend = TransformersChatBackend(lo.model, lo.device, lo.dtype, lo.batch_size, llm.temperature, llm.top_p,
+                                          llm.max_tokens, lo.max_time_s, threads=lo.threads)
+        return _llm_judge(cfg, backend)
+    if cfg.kind == "prm":
+        from sgpo.judges.prm import PRMJudge
+
+        return PRMJudge.from_config(cfg.prm)
+    raise ValueError(f"unknown judge kind {cfg.kind!r}; choose one of: {', '.join(JUDGE_KINDS)}")  # pragma: no cover
+
+
+def build_judge(cfg: JudgeConfig, task: "Task | None" = None) -> StepJudge:
+    """The judge ``cfg`` describes, wrapped in noise (innermost) then cache."""
+    judge = build_base_judge(cfg, task)
     if cfg.noise_p > 0:
         judge = NoisyJudge(judge, cfg.noise_p, cfg.noise_mode, cfg.noise_seed)
     if cfg.cache:
