@@ -150,11 +150,12 @@ class JudgeConfig(_Section):
 
 
 def load_judge_config(path: str | Path) -> JudgeConfig:
-    """A JudgeConfig from a YAML or JSON file; a file with a top-level ``judge:`` key is read there."""
+    """A JudgeConfig from a YAML or JSON file: a judge section alone, or any file with a top-level
+    ``judge:`` section (a training config works too)."""
     from omegaconf import OmegaConf
 
     data = OmegaConf.to_container(OmegaConf.load(path), resolve=True) or {}
-    if isinstance(data, dict) and set(data) == {"judge"}:
+    if isinstance(data, dict) and "judge" in data:
         data = data["judge"]
     return JudgeConfig.model_validate(data)
 

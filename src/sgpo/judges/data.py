@@ -1,0 +1,150 @@
+"""Step-labelled data: ProcessBench-format rows for judge evaluation, stepwise rows for training.
+
+ProcessBench format (one JSON object per line)::
+
+    {"id": "...", "problem": "...", "steps": ["...", ...], "label": 2,
+     "final_answer_correct": false, "reference": "..."}   # reference optional
+
+``label`` is the 0-based index of the earliest wrong step, -1 when every step is right.
+
+Stepwise format (TRL's stepwise supervision)::
+
+    {"prompt": "...", "completions": ["step", ...], "labels": [true, true, false]}
+
+``labels[i]`` says whether the solution is still right after step i. Both kinds are read with
+line-numbered errors, so a bad row is reported with its file and line before any work starts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+
+class DataError(ValueError):
+    """A malformed data file, naming the file and line."""
+
+
+@dataclass(frozen=True)
+class LabelledSolution:
+    """A problem, a solution split into steps, and where the solution first goes wrong."""
+
+    id: str
+    problem: str
+    steps: list[str]
+    label: int
+    """0-based index of the earliest wrong step; -1 when all steps are right."""
+    final_answer_correct: bool | None = None
+    reference: str | None = None
+
+    def step_labels(self) -> list[bool]:
+        """Per-step correctness of the prefix: right before the first error, wrong from it on."""
+        k = len(self.steps) if self.label < 0 else self.label
+        return [i < k for i in range(len(self.steps))]
+
+    def to_processbench(self) -> dict:
+        row = asdict(self)
+        if row["reference"] is None:
+            del row["reference"]
+        return row
+
+
+def first_error_from_labels(labels: list[bool]) -> int:
+    """The index of the first False label, or -1."""
+    return next((i for i, ok in enumerate(labels) if not ok), -1)
+
+
+def _rows(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for a JSONL file, or for each element of a JSON array file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    text = path.read_text()
+    if path.suffix == ".json" and text.lstrip().startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: not valid JSON: {e}") from None
+        yield from ((i + 1, row) for i, row in enumerate(data))  # "line" = element number here
+        return
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{n}: not valid JSON: {e}") from None
+
+
+def _str_list(value, what: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(s, str) for s in value):
+        raise ValueError(f"{what} must be a non-empty list of strings")
+    return value
+
+
+def parse_processbench(row: dict, default_id: str) -> LabelledSolution:
+    """One ProcessBench row; raises ValueError saying what is wrong."""
+    if not isinstance(row, dict):
+        raise ValueError("a row must be a JSON object")
+    missing = [k for k in ("problem", "steps", "label") if k not in row]
+    if missing:
+        raise ValueError(f"missing field(s) {', '.join(missing)} (need id, problem, steps, label, final_answer_correct)")
+    steps = _str_list(row["steps"], "steps")
+    label = row["label"]
+    if isinstance(label, bool) or not isinstance(label, int) or not -1 <= label < len(steps):
+        raise ValueError(f"label must be an integer in -1..{len(steps) - 1} (the earliest wrong step), got {label!r}")
+    reference = row.get("reference")
+    if reference is not None and not isinstance(reference, str):
+        raise ValueError("reference must be a string when present")
+    fac = row.get("final_answer_correct")
+    return LabelledSolution(str(row.get("id", default_id)), str(row["problem"]), steps, label,
+                            None if fac is None else bool(fac), reference)
+
+
+def parse_stepwise(row: dict, default_id: str) -> LabelledSolution:
+    """One stepwise row (prompt, completions, labels) as a labelled solution."""
+    if not isinstance(row, dict):
+        raise ValueError("a row must be a JSON object")
+    missing = [k for k in ("prompt", "completions", "labels") if k not in row]
+    if missing:
+        raise ValueError(f"missing field(s) {', '.join(missing)} (need prompt, completions, labels)")
+    steps = _str_list(row["completions"], "completions")
+    labels = row["labels"]
+    if not isinstance(labels, list) or len(labels) != len(steps) or not all(isinstance(b, bool) for b in labels):
+        raise ValueError(f"labels must be a list of {len(steps)} booleans, one per completion step")
+    return LabelledSolution(str(row.get("id", default_id)), str(row["prompt"]), steps, first_error_from_labels(labels),
+                            None, row.get("reference"))
+
+
+def read_processbench(path: str | Path) -> list[LabelledSolution]:
+    """All rows of a ProcessBench-format file; the first bad row raises DataError with file:line."""
+    return _read(path, parse_processbench)
+
+
+def read_labelled(path: str | Path) -> list[LabelledSolution]:
+    """Rows in either format (decided per row: ``completions`` means stepwise)."""
+    return _read(path, lambda row, i: (parse_stepwise if isinstance(row, dict) and "completions" in row else parse_processbench)(row, i))
+
+
+def _read(path, parse) -> list[LabelledSolution]:
+    out = []
+    for n, row in _rows(path):
+        try:
+            out.append(parse(row, f"{Path(path).stem}-{n}"))
+        except ValueError as e:
+            raise DataError(f"{path}:{n}: {e}") from None
+    if not out:
+        raise DataError(f"{path}: no rows")
+    return out
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
+    """Write dicts as JSON lines (creating parent directories)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    return path
