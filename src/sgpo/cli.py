@@ -42,7 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"sgpo {name}", description=help_)
     module.add_arguments(parser)
-    return int(module.run(parser.parse_args(rest)) or 0)
+    args = parser.parse_args(rest)
+    from sgpo.train.config import ConfigError
+
+    try:
+        return int(module.run(args) or 0)
+    except (ConfigError, FileNotFoundError) as e:
+        # Bad input is the user's to fix: say what and where, without a traceback.
+        print(f"sgpo {name}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

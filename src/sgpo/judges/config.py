@@ -103,8 +103,9 @@ class PRMConfig(_Section):
     """``qwen``: Qwen2.5-Math-PRM (class-1 probability at each step separator); ``shepherd``:
     Math-Shepherd (P('+') vs P('-') at each step tag); ``sgpo``: a judge from ``sgpo train-judge``;
     ``auto``: ``sgpo`` if the directory has one, else guessed from the model's config."""
-    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
-    """A step whose score is below this is an error; the first such step is the verdict."""
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    """A step whose score is below this is an error; the first such step is the verdict.
+    None: the threshold a trained judge was tuned to (its ``sgpo_judge.json``), else 0.5."""
     device: str = "cpu"
     """Torch device."""
     dtype: str = "auto"
@@ -112,12 +113,16 @@ class PRMConfig(_Section):
     batch_size: int = Field(default=16, ge=1)
     """Responses per forward pass."""
     max_length: int = Field(default=4096, ge=16)
-    """Longest input in tokens; a longer one is cut from the end and its cut steps are
-    judged by the last score seen, or fail as ``invalid`` when no step boundary is left."""
+    """Longest input in tokens; a longer one is cut at the end. An error found among the steps
+    that fit is reported; otherwise the verdict is ``invalid`` (the cut steps were not checked)."""
     step_separator: str | None = None
-    """Override the format's step separator (``<extra_0>`` for qwen, `` ки`` for shepherd)."""
+    """Override the format's step separator (``<extra_0>`` for qwen, ``ки`` for shepherd, ``<step>`` for sgpo)."""
     system: str | None = "default"
     """System message for the qwen format's chat template; ``default`` is Qwen's own."""
+    trust_remote_code: bool = False
+    """Allow the model's own code (Qwen2.5-Math-PRM ships a custom model class)."""
+    threads: int | None = Field(default=None, ge=1)
+    """Torch CPU threads, set process-wide when the model loads (None: torch's default)."""
 
 
 class JudgeConfig(_Section):

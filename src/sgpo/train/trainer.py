@@ -263,54 +263,66 @@ class Trainer:
         return rts, ok, verdicts
 
     def _update(self, rollout: Rollout, advantages: torch.Tensor) -> dict:
-        """mu epochs of clipped policy-gradient steps over shuffled mini-batches."""
+        """mu epochs of clipped policy-gradient steps over shuffled mini-batches.
+
+        A response with zero advantage adds exactly nothing to the clipped surrogate, so without a
+        KL term it is left out of the forward pass and the mini-batch loss is rescaled to the
+        mini-batch's full token (or sequence) count: the same gradient, for a fraction of the
+        compute when most groups are all-negative.
+        """
         cfg, alg = self.cfg, self.cfg.algorithm
-        temperature = cfg.rollout.temperature
-        bf16 = cfg.train.bf16
-        mb = cfg.optim.mini_batch_size
+        temperature, bf16, mb = cfg.rollout.temperature, cfg.train.bf16, cfg.optim.mini_batch_size
         B = len(rollout.texts)
-        chunks = [torch.arange(i, min(i + mb, B)) for i in range(0, B, mb)]
         with torch.no_grad(), autocast(self.device, bf16):
-            old = torch.cat([token_logprobs(self.policy, rollout.select(c), temperature)[0] for c in chunks])
+            old, entropy = map(torch.cat, zip(*(
+                token_logprobs(self.policy, rollout.select(c), temperature, with_entropy=True)
+                for c in torch.arange(B).split(mb)
+            )))
             ref = None
             if self.ref is not None:
-                ref = torch.cat([token_logprobs(self.ref, rollout.select(c), temperature)[0] for c in chunks])
+                ref = torch.cat([token_logprobs(self.ref, rollout.select(c), temperature)[0] for c in torch.arange(B).split(mb)])
+        mask_all = rollout.response_mask.to(self.device)
         self.policy.train()
-        stats = {"loss": [], "kl": [], "clip_frac": [], "entropy": [], "grad_norm": []}
+        stats = {"loss": [], "kl": [], "clip_frac": [], "grad_norm": []}
         shuffle = torch.Generator().manual_seed(cfg.train.seed * 104_729 + self.step_idx)
         for _ in range(cfg.optim.ppo_epochs):
-            order = torch.randperm(B, generator=shuffle)
-            for i in range(0, B, mb):
-                idx = order[i : i + mb]
-                sub = rollout.select(idx)
-                mask = sub.response_mask.to(self.device)
-                with autocast(self.device, bf16):
-                    logp, entropy = token_logprobs(self.policy, sub, temperature, with_entropy=True)
-                out = policy_loss(
-                    logp,
-                    old[idx],
-                    advantages[idx].to(self.device),
-                    mask,
-                    alg.eps_low,
-                    alg.eps_high,
-                    alg.aggregation,
-                    ref_logp=ref[idx] if ref is not None else None,
-                    beta_kl=alg.beta_kl,
-                    norm=cfg.rollout.max_new_tokens,
-                )
-                out.loss.backward()
+            for idx in torch.randperm(B, generator=shuffle).split(mb):
+                active = idx if ref is not None else idx[advantages[idx] != 0]
+                if len(active):
+                    sub = rollout.select(active)
+                    with autocast(self.device, bf16):
+                        logp, _ = token_logprobs(self.policy, sub, temperature)
+                    out = policy_loss(
+                        logp, old[active], advantages[active].to(self.device), mask_all[active],
+                        alg.eps_low, alg.eps_high, alg.aggregation,
+                        ref_logp=ref[active] if ref is not None else None, beta_kl=alg.beta_kl,
+                        norm=cfg.rollout.max_new_tokens,
+                    )
+                    if alg.aggregation == "token_mean":
+                        share = mask_all[active].sum() / mask_all[idx].sum().clamp(min=1)
+                    else:
+                        share = torch.tensor(len(active) / len(idx))
+                    (out.loss * share).backward()
+                    stats["loss"].append((out.loss * share).item())
+                    stats["kl"].append(out.kl.item())
+                    stats["clip_frac"].append(out.clip_frac.item())
+                else:
+                    # Zero gradients (not None) so AdamW steps exactly as it would on the full batch.
+                    for p in self.policy.parameters():
+                        p.grad = torch.zeros_like(p)
+                    stats["loss"].append(0.0)
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.optim.grad_clip)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
-                maskf = mask.float()
-                stats["loss"].append(out.loss.item())
-                stats["kl"].append(out.kl.item())
-                stats["clip_frac"].append(out.clip_frac.item())
-                stats["entropy"].append(((entropy.detach() * maskf).sum() / maskf.sum().clamp(min=1)).item())
                 stats["grad_norm"].append(grad_norm.item())
         self.policy.eval()
-        return {k: sum(v) / len(v) for k, v in stats.items()}
+        maskf = mask_all.float()
+        metrics = {k: sum(v) / len(v) for k, v in stats.items() if v}
+        metrics["entropy"] = ((entropy * maskf).sum() / maskf.sum().clamp(min=1)).item()
+        metrics.setdefault("kl", 0.0)
+        metrics.setdefault("clip_frac", 0.0)
+        return metrics
 
     def _log_samples(self, problems, rollout: Rollout, outcomes, shaped, verdicts: dict[int, Verdict]) -> None:
         n = min(self.cfg.train.log_samples, len(rollout.texts))

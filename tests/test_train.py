@@ -1,0 +1,180 @@
+"""End-to-end tests of the native trainer on a tiny model (CPU, seconds)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from sgpo.judges import Verdict
+from sgpo.train.config import ConfigError, load_config
+from sgpo.train.metrics import read_jsonl
+from sgpo.train.trainer import Trainer
+
+#: A run small enough for a test: 1-layer d=32 policy, 2 prompts x G=4, short responses.
+TINY = [
+    "task.n_ops=2", "task.ops=[add,sub]", "task.start_max=9", "task.operand_max=9", "task.value_max=30",
+    "task.n_train=64", "task.n_eval=8",
+    "model.n_layers=1", "model.d_model=32", "model.n_heads=2",
+    "warmup.steps=20", "warmup.batch_size=16",
+    "rollout.group_size=4", "rollout.prompts_per_step=2", "rollout.max_new_tokens=24",
+    "optim.mini_batch_size=4", "train.eval_every=2", "train.eval_k=2", "train.progress=false",
+]
+METRICS = [
+    "step", "accuracy/train", "reward/mean", "groups/all_negative_frac", "groups/all_positive_frac",
+    "groups/mixed_frac", "sgpo/judged_responses", "sgpo/judge_failures", "sgpo/recovered_groups_frac",
+    "sgpo/rts_mean", "loss", "kl", "clip_frac", "entropy", "grad_norm", "time/generate", "time/judge",
+    "time/train", "time/step", "tokens_per_s",
+]
+
+
+def tiny_overrides(tmp_path: Path, *extra: str) -> list[str]:
+    return [*TINY, f"warmup.cache_dir={tmp_path / 'warmup'}", *extra]
+
+
+def sgpo_cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "sgpo.cli", *args], capture_output=True, text=True, env=env, **kw)
+
+
+def test_train_writes_run_directory_and_metric_names(tmp_path):
+    run = tmp_path / "run"
+    proc = sgpo_cli("train", *tiny_overrides(tmp_path, "train.steps=3", f"train.out_dir={run}", "algorithm.scope=all_incorrect"))
+    assert proc.returncode == 0, proc.stderr
+    for name in ("config.yaml", "metrics.jsonl", "samples.jsonl", "report.md"):
+        assert (run / name).is_file(), name
+    assert (run / "checkpoints" / "step_3" / "trainer_state.pt").is_file()
+    assert (run / "plots" / "eval_accuracy.png").stat().st_size > 1000
+    metrics = read_jsonl(run / "metrics.jsonl")
+    assert [m["step"] for m in metrics] == [1, 2, 3]
+    for m in metrics:
+        assert set(METRICS) <= set(m), set(METRICS) - set(m)
+        assert 0.0 <= m["groups/all_negative_frac"] <= 1.0
+        assert m["groups/all_negative_frac"] + m["groups/all_positive_frac"] + m["groups/mixed_frac"] == pytest.approx(1.0)
+    assert "eval/accuracy" in metrics[1] and "eval/avg@2" in metrics[2] and "eval/accuracy" not in metrics[0]
+    samples = read_jsonl(run / "samples.jsonl")
+    assert {"prompt", "completion", "outcome", "verdict", "reward", "advantage"} <= set(samples[0])
+    # With scope all_incorrect every wrong response is judged.
+    wrong = sum(m["sgpo/judged_responses"] for m in metrics)
+    expected_wrong = sum(round((1 - m["accuracy/train"]) * 8) for m in metrics)
+    assert wrong == expected_wrong
+
+
+def _comparable(metrics: list[dict]) -> list[dict]:
+    return [{k: v for k, v in m.items() if not k.startswith("time/") and k != "tokens_per_s"} for m in metrics]
+
+
+def test_resume_after_sigkill_is_exact(tmp_path):
+    common = tiny_overrides(tmp_path, "train.steps=6", "train.save_every=2", "train.eval_every=3")
+    full = tmp_path / "full"
+    assert sgpo_cli("train", *common, f"train.out_dir={full}").returncode == 0
+    killed = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sgpo.cli", "train", *common, f"train.out_dir={killed}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )
+    marker = killed / "checkpoints" / "step_2" / "trainer_state.pt"
+    deadline = time.time() + 120
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert marker.exists()
+    assert not (killed / "checkpoints" / "step_6").exists(), "the run finished before it could be killed"
+    resumed = sgpo_cli("train", "--resume", str(killed))
+    assert resumed.returncode == 0, resumed.stderr
+    assert _comparable(read_jsonl(killed / "metrics.jsonl")) == _comparable(read_jsonl(full / "metrics.jsonl"))
+    a = torch.load(full / "checkpoints" / "step_6" / "trainer_state.pt", weights_only=False)
+    b = torch.load(killed / "checkpoints" / "step_6" / "trainer_state.pt", weights_only=False)
+    assert a["data_position"] == b["data_position"]
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("algorithm.methd=grpo", ["algorithm.methd", "method", "scope"]),
+        ("rollout.group_size=1", ["rollout.group_size", "greater than or equal to 2"]),
+        ("rollout.temperature=hot", ["rollout.temperature", "number"]),
+        ("algorithm.method=ppo", ["algorithm.method", "'grpo'", "'sgpo'", "'dapo'", "'ngrpo'", "'random'"]),
+        ("model.path=/nonexistent/model", ["model.path", "/nonexistent/model"]),
+    ],
+)
+def test_bad_configuration_fails_before_training(tmp_path, override, words):
+    run = tmp_path / "run"
+    proc = sgpo_cli("train", *tiny_overrides(tmp_path, f"train.out_dir={run}", override))
+    assert proc.returncode == 2
+    for word in words:
+        assert word in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (run / "metrics.jsonl").exists()
+
+
+def test_missing_config_file_is_named(tmp_path):
+    proc = sgpo_cli("train", "--config", str(tmp_path / "nope.yaml"))
+    assert proc.returncode == 2 and "nope.yaml" in proc.stderr
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rollout:\n  group_size: 8\n  bogus: 1\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*\n.*rollout\.bogus.*group_size"):
+        load_config(bad)
+
+
+class FailingJudge:
+    """A judge whose backend is down: every verdict fails."""
+
+    def judge(self, requests):
+        return [Verdict.failed(len(r.steps), "error", raw="backend down") for r in requests]
+
+
+class RaisingJudge:
+    def judge(self, requests):
+        raise ConnectionError("judge server unreachable")
+
+
+@pytest.mark.parametrize("judge", [FailingJudge(), RaisingJudge()])
+def test_failed_judge_degrades_to_grpo_and_is_counted(tmp_path, judge):
+    cfg = load_config(None, tiny_overrides(tmp_path, "train.steps=2", "algorithm.scope=all_incorrect"))
+    trainer = Trainer(cfg, tmp_path / "run", log=lambda *a: None)
+    trainer.judge = judge
+    metrics = trainer.step()
+    assert metrics["sgpo/judge_failures"] == metrics["sgpo/judged_responses"] > 0
+    assert metrics["sgpo/rts_mean"] == 0.0
+    # Every reward is the plain outcome, as in GRPO.
+    assert metrics["reward/mean"] == pytest.approx(metrics["accuracy/train"])
+
+
+def test_compare_writes_report_and_summary(tmp_path):
+    out = tmp_path / "cmp"
+    proc = sgpo_cli(
+        "compare", "--methods", "grpo", "sgpo", "dapo", "--seeds", "1", "2", "--out", str(out),
+        *tiny_overrides(tmp_path, "train.steps=2"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["methods"]) == {"grpo", "sgpo", "dapo"}
+    for per_seed in summary["methods"].values():
+        assert set(per_seed) == {"1", "2"}
+        for run in per_seed.values():
+            assert set(run) == {
+                "final_eval_accuracy", "best_eval_accuracy", "steps_to_target", "mean_all_negative_frac",
+                "judge_calls", "wall_seconds",
+            }
+    assert summary["methods"]["grpo"]["1"]["judge_calls"] == 0
+    report = (out / "report.md").read_text()
+    assert "| sgpo |" in report and "| grpo |" in report
+    for name in ("eval_accuracy.png", "groups_all_negative_frac.png", "sgpo_recovered_groups_frac.png"):
+        assert (out / "plots" / name).stat().st_size > 1000
+    # The same seed gives the same prompts to every method: the first step's batch is identical.
+    first = {m: read_jsonl(out / m / "seed_1" / "samples.jsonl")[0]["prompt"] for m in ("grpo", "sgpo")}
+    assert first["grpo"] == first["sgpo"]
