@@ -13,6 +13,7 @@ Either way the label is the rule judge's first-error index, so it is exact.
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from sgpo.judges.base import JudgeRequest
 from sgpo.judges.data import LabelledSolution
@@ -83,24 +84,36 @@ def corrupted_rows(n: int, split: str = "train", seed: int = 0, p_correct: float
     return rows
 
 
-def policy_rows(n_problems: int, samples: int = 4, split: str = "train", seed: int = 0, warmup_steps: int = 300,
-                noise_p: float = 0.15, max_new_tokens: int = 64, log=print) -> list[LabelledSolution]:
-    """Samples of a warmed-up tiny policy (``samples`` per problem), labelled by the rule judge.
+def _policy_config(warmup_steps: int, noise_p: float, seed: int):
+    from sgpo.train.config import load_config
 
-    Responses whose steps the rule judge cannot place (no steps) are dropped; duplicates are kept,
-    as the trainer would see them.
+    return load_config(None, [f"warmup.steps={warmup_steps}", f"warmup.noise_p={noise_p}", f"warmup.seed={seed}",
+                              "train.device=cpu", "train.bf16=false"])
+
+
+def warmed_policy(warmup_steps: int = 1000, noise_p: float = 0.1, seed: int = 0, log=print):
+    """(model, tokenizer, directory) of the tiny policy after the trainer's noisy supervised
+    warm-up, trained once and cached (the same cache ``sgpo train`` uses)."""
+    from sgpo.train.setup import pick_device
+    from sgpo.train.sft import initial_policy, warmup_key
+
+    cfg = _policy_config(warmup_steps, noise_p, seed)
+    model, tokenizer = initial_policy(cfg, pick_device(cfg), log)
+    return model, tokenizer, Path(cfg.warmup.cache_dir).expanduser() / warmup_key(cfg)
+
+
+def policy_rows(n_problems: int, samples: int = 4, split: str = "train", seed: int = 0, warmup_steps: int = 1000,
+                noise_p: float = 0.1, max_new_tokens: int = 64, log=print) -> list[LabelledSolution]:
+    """Samples of the warmed-up tiny policy (``samples`` per problem), labelled by the rule judge.
+
+    Responses without steps are dropped; duplicates are kept, as the trainer would see them.
     """
     import torch
 
     from sgpo.rollout import format_prompt, generate
     from sgpo.steps import split_steps
-    from sgpo.train.config import load_config
-    from sgpo.train.setup import pick_device
-    from sgpo.train.sft import initial_policy
 
-    cfg = load_config(None, [f"warmup.steps={warmup_steps}", f"warmup.noise_p={noise_p}", f"warmup.seed={seed}",
-                             "train.device=cpu", "train.bf16=false"])
-    model, tokenizer = initial_policy(cfg, pick_device(cfg), log)
+    model, tokenizer, _ = warmed_policy(warmup_steps, noise_p, seed, log)
     task, judge = ArithTask(seed=seed), ArithRuleJudge()
     problems = task.problems(split, n_problems)
     torch.manual_seed(seed)

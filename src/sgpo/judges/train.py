@@ -1,0 +1,257 @@
+"""`sgpo train-judge`: train a step judge directly from step-labelled data.
+
+The judge is a small causal LM with a per-step correctness head (a token-classification head read
+at the ``<step>`` token that closes each step): P(the solution is still right after step i).
+It is saved as a Hugging Face directory plus ``sgpo_judge.json`` and loads with ``PRMJudge``
+(``judge.kind=prm``, ``judge.prm.model=DIR``).
+
+Data: ``--data FILE`` (stepwise rows ``prompt, completions, labels`` or ProcessBench rows), or by
+default the arithmetic task: samples of a warmed-up tiny policy (``--source policy``), corrupted
+reference solutions (``--source corrupted``) or both (``mixed``), labelled by the rule judge.
+The decision threshold is tuned for F1 on a validation split; with generated data a held-out
+test set is written to ``DIR/heldout.jsonl`` and the judge is compared with the trivial
+baselines on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+from sgpo.judges.base import JudgeRequest
+from sgpo.judges.data import LabelledSolution, read_labelled, write_jsonl
+
+SEPARATOR = "<step>"
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+def generated_data(source: str, n: int, seed: int, warmup_steps: int, samples: int, log,
+                   noise_p: float = 0.1) -> dict[str, list[LabelledSolution]]:
+    """Train / validation / test rows from the arithmetic task (``n`` training rows)."""
+    from sgpo.judges.arith_data import corrupted_rows, policy_rows
+
+    sizes = {"train": n, "validation": max(50, n // 8), "test": max(100, n // 4)}
+    out = {}
+    for split, size in sizes.items():
+        rows: list[LabelledSolution] = []
+        if source in ("policy", "mixed"):
+            k = size if source == "policy" else size // 2
+            rows += policy_rows(-(-k // samples), samples, split, seed, warmup_steps, noise_p, log=log)[:k]
+        if source in ("corrupted", "mixed"):
+            rows += corrupted_rows(size - len(rows), split, seed)
+        out[split] = rows
+        log(f"data: {len(rows)} {split} rows from {source}")
+    return out
+
+
+def file_data(paths: list[str], seed: int, log) -> dict[str, list[LabelledSolution]]:
+    """Rows from files, 10% held back for threshold tuning (no test split: evaluate with judge-eval)."""
+    rows = [r for p in paths for r in read_labelled(p)]
+    random.Random(seed).shuffle(rows)
+    n_val = max(1, len(rows) // 10)
+    log(f"data: {len(rows) - n_val} training and {n_val} validation rows from {len(paths)} file(s)")
+    return {"train": rows[n_val:], "validation": rows[:n_val], "test": []}
+
+
+# --- model --------------------------------------------------------------------------------------
+
+
+def build_model(base: str | None, layers: int, d_model: int, heads: int, seed: int):
+    """(token-classification model with 2 labels, tokenizer with the step separator).
+
+    ``base`` None builds a fresh tiny Llama with the arithmetic tokenizer (``layers``, ``d_model``,
+    ``heads``); otherwise the body of that causal LM is kept under a fresh 2-class head.
+    """
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, LlamaConfig, LlamaForTokenClassification
+
+    if base is None:
+        from sgpo.models import arith_tokenizer
+
+        tokenizer = arith_tokenizer()
+        tokenizer.add_special_tokens({"additional_special_tokens": [SEPARATOR]})
+        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=d_model, intermediate_size=4 * d_model,
+                             num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+                             max_position_embeddings=1024, pad_token_id=tokenizer.pad_token_id, num_labels=2)
+        torch.manual_seed(seed)
+        return LlamaForTokenClassification(config), tokenizer
+    from sgpo.packaged import resolve_model_dir
+
+    path = resolve_model_dir(base)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.add_special_tokens({"additional_special_tokens": [SEPARATOR]})
+    torch.manual_seed(seed)
+    # The causal LM's body is kept; its LM head is dropped and a fresh 2-class head added.
+    model = AutoModelForTokenClassification.from_pretrained(path, num_labels=2)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.resize_token_embeddings(len(tokenizer))
+    return model, tokenizer
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+def step_targets(row: LabelledSolution) -> list[int]:
+    """Training targets at each step boundary: 1 for the steps before the first error, 0 at the
+    first error, and -100 (ignored) after it.
+
+    The judge reports the first step it scores low, so it only has to tell whether a step is right
+    *given a right prefix*; whether steps after an error are "right" is ill-defined, and learning
+    "everything after an error is wrong" would ask a small model to carry an error forward.
+    """
+    k = len(row.steps) if row.label < 0 else row.label
+    return [1 if i < k else 0 if i == k else -100 for i in range(len(row.steps))]
+
+
+def _encode_all(judge, rows: list[LabelledSolution]):
+    """(encoded, per-step targets) for every row the judge can lay out."""
+    out = []
+    for r in rows:
+        enc = judge.encode(JudgeRequest(r.problem, r.steps, r.reference))
+        if not isinstance(enc, str) and len(enc.positions) == len(r.steps):
+            out.append((enc, step_targets(r)))
+    return out
+
+
+def train_steps(judge, rows: list[LabelledSolution], steps: int, batch_size: int, lr: float, seed: int, log) -> list[float]:
+    """Cross-entropy on the step-boundary positions (see :func:`step_targets`)."""
+    import torch
+
+    model, data = judge.model, _encode_all(judge, rows)
+    if not data:
+        raise ValueError("no training row fits the judge's input layout")
+    rng = random.Random(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10)) * max(0.05, 1 - s / steps))
+    pad = judge.tokenizer.pad_token_id or 0
+    model.train()
+    losses = []
+    for step in range(steps):
+        batch = [data[rng.randrange(len(data))] for _ in range(batch_size)]
+        width = max(len(e.ids) for e, _ in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        labels = torch.full_like(ids, -100)
+        for row, (e, lab) in enumerate(batch):
+            ids[row, : len(e.ids)] = torch.tensor(e.ids)
+            mask[row, : len(e.ids)] = 1
+            labels[row, e.positions] = torch.tensor(lab, dtype=torch.long)
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        loss = torch.nn.functional.cross_entropy(logits.view(-1, 2), labels.view(-1), ignore_index=-100)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if (step + 1) % max(1, steps // 10) == 0:
+            log(f"step {step + 1}/{steps}: loss {sum(losses[-20:]) / len(losses[-20:]):.4f}")
+    model.eval()
+    return losses
+
+
+def tune_threshold(judge, rows: list[LabelledSolution]) -> tuple[float, float]:
+    """The threshold with the best ProcessBench F1 on ``rows``, and that F1 (0.5 if no rows)."""
+    from sgpo.judges.evaluate import compute_metrics
+
+    if not rows:
+        return 0.5, float("nan")
+    scores = judge.step_scores([JudgeRequest(r.problem, r.steps, r.reference) for r in rows])
+    best = (0.5, -1.0)
+    for t in [i / 40 for i in range(1, 40)]:
+        judge.threshold = t
+        f1 = compute_metrics(rows, [judge.verdict(s, len(r.steps)) for s, r in zip(scores, rows)], 0.0)["f1"]
+        if f1 > best[1] + 1e-9:
+            best = (t, f1)
+    judge.threshold = best[0]
+    return best
+
+
+# --- command ------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", action="append", default=[], metavar="FILE",
+                        help="step-labelled JSONL (prompt/completions/labels or ProcessBench rows); repeatable. "
+                             "Default: generate from the arithmetic task")
+    parser.add_argument("--source", choices=("policy", "corrupted", "mixed"), default="policy",
+                        help="generated data: warmed-up policy samples, corrupted references, or half each (default policy)")
+    parser.add_argument("--n-train", type=int, default=4000, help="generated training rows (default 4000)")
+    parser.add_argument("--samples", type=int, default=4, help="policy samples per problem (default 4)")
+    parser.add_argument("--warmup-steps", type=int, default=1000, help="supervised warm-up of the sampling policy (cached)")
+    parser.add_argument("--noise-p", type=float, default=0.1, help="warm-up noise of the sampling policy (default 0.1)")
+    parser.add_argument("--base-model", default="auto",
+                        help="the causal LM to start from: a directory, a packaged name (smollm2), `policy` (the warmed-up "
+                             "sampling policy), `tiny` (a fresh tiny Llama); auto: policy for generated policy data, else tiny")
+    parser.add_argument("--layers", type=int, default=2, help="tiny model layers (default 2)")
+    parser.add_argument("--d-model", type=int, default=128, help="tiny model width (default 128)")
+    parser.add_argument("--heads", type=int, default=4, help="tiny model attention heads (default 4)")
+    parser.add_argument("--steps", type=int, default=1500, help="optimizer steps (default 1500)")
+    parser.add_argument("--batch-size", type=int, default=32, help="solutions per step (default 32)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    parser.add_argument("--reference", choices=("auto", "yes", "no"), default="auto",
+                        help="show the judge the reference solution (auto: if most training rows have one)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--out", default="models/arith-judge", help="output directory (default models/arith-judge)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from sgpo.judges.evaluate import compute_metrics, evaluate, markdown_table
+    from sgpo.judges.prm import JUDGE_META, PRMJudge
+
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    data = (file_data(args.data, args.seed, log) if args.data
+            else generated_data(args.source, args.n_train, args.seed, args.warmup_steps, args.samples, log, args.noise_p))
+    use_reference = {"yes": True, "no": False}.get(args.reference)
+    if use_reference is None:
+        use_reference = sum(r.reference is not None for r in data["train"]) * 2 > len(data["train"])
+    base = args.base_model
+    if base == "auto":
+        base = "policy" if not args.data and args.source in ("policy", "mixed") else "tiny"
+    if base == "policy":  # the policy already reads these solutions; its body is a head start
+        from sgpo.judges.arith_data import warmed_policy
+
+        base = str(warmed_policy(args.warmup_steps, args.noise_p, args.seed, log)[2])
+    model, tokenizer = build_model(None if base == "tiny" else base, args.layers, args.d_model, args.heads, args.seed)
+    judge = PRMJudge(model, tokenizer, "sgpo", separator=SEPARATOR, use_reference=use_reference, max_length=1024)
+    log(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; reference shown: {use_reference}")
+    losses = train_steps(judge, data["train"], args.steps, args.batch_size, args.lr, args.seed, log)
+    threshold, val_f1 = tune_threshold(judge, data["validation"])
+    log(f"threshold {threshold:.3f} (validation F1 {val_f1:.3f})")
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    meta = {"format": "sgpo", "separator": SEPARATOR, "use_reference": use_reference, "threshold": threshold, "base_model": base,
+            "validation_f1": val_f1, "train_rows": len(data["train"]), "steps": args.steps,
+            "final_loss": sum(losses[-20:]) / len(losses[-20:]), "source": args.data or args.source,
+            "seconds": round(time.perf_counter() - start, 1)}
+    # Written last: its presence marks a complete judge directory.
+    (out / JUDGE_META).write_text(json.dumps(meta, indent=2) + "\n")
+    log(f"saved judge to {out} ({meta['seconds']} s)")
+    if data["test"]:
+        heldout = write_jsonl(out / "heldout.jsonl", (r.to_processbench() for r in data["test"]))
+        results, _ = evaluate(heldout, ["first", "last", "none", f"trained={out}"], log=log)
+        table = markdown_table(results)
+        (out / "heldout.md").write_text(f"Held-out arithmetic solutions ({len(data['test'])} rows)\n\n{table}\n")
+        print(table)
+        log(f"re-run with: sgpo judge-eval {heldout} --judge first --judge last --judge none --judge {out}")
+    else:
+        val = compute_metrics(data["validation"], judge.judge([JudgeRequest(r.problem, r.steps, r.reference) for r in data["validation"]]), 0.0)
+        print(json.dumps({"validation": {k: val[k] for k in ("f1", "acc_erroneous", "acc_correct")}}))
+    return 0
