@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
+import shutil
 from pathlib import Path
 
 import torch
@@ -113,9 +115,13 @@ def initial_policy(cfg: Config, device: torch.device, log=print):
     model.to(device)
     losses = sft_train(model, tokenizer, problems, cfg, device)
     log(f"warm-up: final loss {sum(losses[-20:]) / len(losses[-20:]):.3f}")
-    tmp = cached.with_name(cached.name + ".tmp")
+    # Another run may be warming up the same policy at once: write privately, first rename wins.
+    tmp = cached.with_name(f"{cached.name}.tmp-{os.getpid()}")
     save_policy(model, tokenizer, tmp)
-    tmp.replace(cached)
+    try:
+        tmp.rename(cached)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
     return model, tokenizer
 
 
