@@ -291,3 +291,9 @@ def test_build_llm_http_judge_from_config_with_cache_and_stats(tmp_path):
     assert stats["judge/calls"] == 2 and stats["judge/cache_hits"] == 1 and stats["judge/failures/invalid"] == 1
     with pytest.raises(ValueError):
         JudgeConfig(kind="llm_http", http={"base_url": "x", "modle": "typo"})
+
+
+def test_importing_judges_stays_light():
+    code = ("import sys, sgpo.judges as j; assert 'httpx' not in sys.modules and 'transformers' not in sys.modules; "
+            "j.LLMJudge, j.PRMJudge, j.build_judge; print('ok')")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "ok"
