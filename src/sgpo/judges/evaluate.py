@@ -9,7 +9,8 @@ Data is ProcessBench format (see :mod:`sgpo.judges.data`). Metrics, as in Proces
 - ``f1``: their harmonic mean (0 when either is 0, so every trivial baseline scores 0);
 plus ``exact`` (exact index over all rows), ``mean_distance`` (|predicted - true| position over
 usable verdicts, -1 counted as the position after the last step), ``failures`` (verdicts that are
-not ``ok``; they count as wrong above) and ``latency_s`` (judge wall time per verdict).
+not ``ok``; they count as wrong above) and ``latency_s`` (judge wall time per verdict, model
+loading excluded, requests sent in batches of ``--batch-size``).
 """
 
 from __future__ import annotations
@@ -86,8 +87,25 @@ def resolve_judge(spec: str, task=None, cache: bool | None = False) -> tuple[str
                      "a judge config file or a model directory")
 
 
+def preload(judge: StepJudge) -> None:
+    """Load lazily loaded models now, through the wrappers, so latency excludes loading.
+
+    A model that fails to load is left alone: the judge reports that as failed verdicts.
+    """
+    node, seen = judge, set()
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        if callable(getattr(node, "load", None)):
+            try:
+                node.load()
+            except Exception:  # noqa: BLE001
+                pass
+        node = getattr(node, "inner", None)
+
+
 def run_judge(judge: StepJudge, rows: list[LabelledSolution], batch_size: int = 32, use_reference: bool = True) -> tuple[list[Verdict], float]:
-    """Verdicts for all rows (in batches) and the judge's wall time."""
+    """Verdicts for all rows (in batches) and the judge's wall time (model loading excluded)."""
+    preload(judge)
     verdicts: list[Verdict] = []
     seconds = 0.0
     for start in range(0, len(rows), batch_size):

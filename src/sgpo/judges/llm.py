@@ -81,6 +81,11 @@ class LLMJudge:
         self.backend, self.template, self.system, self.samples = backend, template, system, samples
         self.stats = backend.stats
 
+    def load(self) -> None:
+        """Load the backend's model now, if it has one to load (else it loads on first use)."""
+        if hasattr(self.backend, "load"):
+            self.backend.load()
+
     def judge(self, requests: list[JudgeRequest]) -> list[Verdict]:
         start = time.perf_counter()
         verdicts: list[Verdict | None] = [None] * len(requests)

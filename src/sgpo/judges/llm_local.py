@@ -35,7 +35,8 @@ class TransformersChatBackend:
         self.lm, self.tokenizer, self.threads = lm, tokenizer, threads
         self.stats = JudgeStats()
 
-    def _load(self) -> None:
+    def load(self) -> None:
+        """Load the model now (otherwise on the first batch)."""
         if self.lm is not None and self.tokenizer is not None:
             return
         import torch
@@ -52,7 +53,7 @@ class TransformersChatBackend:
 
     def complete(self, conversations: list[list[dict]], samples: int) -> list[list[Reply]]:
         try:
-            self._load()
+            self.load()
         except Exception as e:  # noqa: BLE001 - a missing model fails the batch, not the run
             return [[Reply(None, ERROR, f"cannot load judge model {self.model_name!r}: {type(e).__name__}: {e}")] for _ in conversations]
         out: list[list[Reply]] = []

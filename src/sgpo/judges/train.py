@@ -194,7 +194,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", type=int, default=2, help="tiny model layers (default 2)")
     parser.add_argument("--d-model", type=int, default=128, help="tiny model width (default 128)")
     parser.add_argument("--heads", type=int, default=4, help="tiny model attention heads (default 4)")
-    parser.add_argument("--steps", type=int, default=1500, help="optimizer steps (default 1500)")
+    parser.add_argument("--steps", type=int, default=800, help="optimizer steps (default 800)")
     parser.add_argument("--batch-size", type=int, default=32, help="solutions per step (default 32)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     parser.add_argument("--reference", choices=("auto", "yes", "no"), default="auto",
