@@ -289,6 +289,12 @@ def test_build_llm_http_judge_from_config_with_cache_and_stats(tmp_path):
     assert fake.requests[0]["messages"][0]["role"] == "user" and fake.requests[0]["max_tokens"] == 8
     stats = collect_stats(judge)
     assert stats["judge/calls"] == 2 and stats["judge/cache_hits"] == 1 and stats["judge/failures/invalid"] == 1
+    with FakeServer(lambda i, body: Response(body=completion("\\boxed{0}"))) as fake:
+        o_series = JudgeConfig(kind="llm_http", http={"base_url": fake.base_url, "model": "o4-mini", "max_tokens_param": "max_completion_tokens",
+                                                       "extra_body": {"reasoning_effort": "low"}}, llm={"temperature": 1.0})
+        assert build_judge(o_series).judge([REQ])[0].first_error == 0
+    body = fake.requests[0]
+    assert body["max_completion_tokens"] == 1024 and "max_tokens" not in body and body["reasoning_effort"] == "low"
     with pytest.raises(ValueError):
         JudgeConfig(kind="llm_http", http={"base_url": "x", "modle": "typo"})
 

@@ -74,6 +74,8 @@ class HTTPConfig(_Section):
     """Ask for all samples in one request with the API's ``n`` (vLLM, SGLang, OpenAI support it)."""
     extra_body: dict[str, Any] = Field(default_factory=dict)
     """Merged into every request body, e.g. ``{chat_template_kwargs: {enable_thinking: false}}``."""
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    """Body field for the reply length limit; OpenAI's o-series models accept only ``max_completion_tokens``."""
 
 
 class LocalConfig(_Section):
@@ -188,6 +190,7 @@ def build_base_judge(cfg: JudgeConfig, task: "Task | None" = None) -> StepJudge:
         backend = OpenAIChatBackend(
             h.base_url, h.model, h.api_key_env, h.timeout_s, h.max_retries, h.backoff_s, h.backoff_max_s,
             h.concurrency, llm.temperature, llm.top_p, llm.max_tokens, h.use_n, h.retry_timeouts, h.extra_body,
+            h.max_tokens_param,
         )
         return _llm_judge(cfg, backend)
     if cfg.kind == "llm_local":

@@ -53,6 +53,8 @@ class OpenAIChatBackend:
         use_n: ask for all samples in one request with the API's ``n`` (vLLM, SGLang, OpenAI);
             leave off for servers that ignore ``n`` (``transformers serve``, llama.cpp).
         extra_body: merged into every request body (e.g. ``chat_template_kwargs``, ``seed``).
+        max_tokens_param: the body field carrying ``max_tokens``; OpenAI's reasoning models
+            (o-series) only accept ``max_completion_tokens``.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class OpenAIChatBackend:
         use_n: bool = False,
         retry_timeouts: bool = False,
         extra_body: dict | None = None,
+        max_tokens_param: str = "max_tokens",
     ):
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -79,7 +82,7 @@ class OpenAIChatBackend:
         self.timeout_s, self.max_retries = timeout_s, max_retries
         self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
         self.concurrency, self.use_n, self.retry_timeouts = concurrency, use_n, retry_timeouts
-        self.sampling = {"temperature": temperature, "max_tokens": max_tokens}
+        self.sampling = {"temperature": temperature, max_tokens_param: max_tokens}
         if top_p is not None:
             self.sampling["top_p"] = top_p
         self.extra_body = dict(extra_body or {})

@@ -8,6 +8,8 @@ It is saved as a Hugging Face directory plus ``sgpo_judge.json`` and loads with 
 Data: ``--data FILE`` (stepwise rows ``prompt, completions, labels`` or ProcessBench rows), or by
 default the arithmetic task: samples of a warmed-up tiny policy (``--source policy``), corrupted
 reference solutions (``--source corrupted``) or both (``mixed``), labelled by the rule judge.
+With policy samples the judge starts from that policy's body (it already reads these solutions);
+otherwise from a fresh tiny Llama, or from ``--base-model`` (a directory, or ``smollm2``).
 The decision threshold is tuned for F1 on a validation split; with generated data a held-out
 test set is written to ``DIR/heldout.jsonl`` and the judge is compared with the trivial
 baselines on it.
