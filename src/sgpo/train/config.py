@@ -22,8 +22,10 @@ class _Section(BaseModel):
 
 
 class TaskConfig(_Section):
-    name: Literal["arith"] = "arith"
-    """The task: ``arith`` is the built-in multi-step arithmetic task with an exact rule judge."""
+    name: Literal["arith", "math"] = "arith"
+    """The task: ``arith`` is the built-in multi-step arithmetic task with an exact rule judge;
+    ``math`` reads problems from files (the ``data`` section; the built-in word-problem set by
+    default) and checks answers with math-verify."""
     n_ops: int = Field(default=4, ge=1)
     """Operations per problem (solution steps before the answer line)."""
     start_max: int = Field(default=20, ge=1)
@@ -42,6 +44,25 @@ class TaskConfig(_Section):
     """Held-out validation problems for periodic evaluation."""
     seed: int = 0
     """Seed of the problem generator (independent of the training seed)."""
+
+
+class DataConfig(_Section):
+    """Where problems and stored rollouts come from (``task.name=math``, ``train.mode=offline``)."""
+
+    train_files: list[str] = []
+    """JSONL, JSON or Parquet files of training problems; empty: the built-in math word-problem set."""
+    eval_files: list[str] = []
+    """Held-out problems for periodic evaluation; empty: the built-in set's validation split."""
+    problem_field: str = "problem"
+    """Field holding the problem text."""
+    answer_field: str = "answer"
+    """Field holding the reference final answer."""
+    reference_field: str | None = "solution"
+    """Field holding a step-by-step reference solution (judges may see it); None: no reference."""
+    id_field: str | None = None
+    """Field holding a problem id; None: ids are ``file:line``."""
+    rollouts: str | None = None
+    """A rollouts JSONL written by ``sgpo rollout``: what ``train.mode=offline`` trains on."""
 
 
 class ModelConfig(_Section):
@@ -139,6 +160,9 @@ class OptimConfig(_Section):
 
 
 class TrainConfig(_Section):
+    mode: Literal["online", "offline"] = "online"
+    """``online`` samples fresh responses every step; ``offline`` trains on the fixed rollouts of
+    ``data.rollouts``, with their stored behaviour log-probs in the importance ratio."""
     steps: int = Field(default=100, ge=0)
     """RL steps."""
     seed: int = 0
@@ -165,6 +189,7 @@ class TrainConfig(_Section):
 
 class Config(_Section):
     task: TaskConfig = TaskConfig()
+    data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     warmup: WarmupConfig = WarmupConfig()
     rollout: RolloutConfig = RolloutConfig()
@@ -217,6 +242,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value (e.g. algorithm.method=grpo)")
+    # verl and TRL command lines say trainer.*; here that section is called train.
+    overrides = [("train." + o[len("trainer."):]) if o.startswith("trainer.") else o for o in overrides]
     try:
         merged = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
     except Exception as e:
