@@ -32,14 +32,24 @@ class Rollout:
         )
 
 
-def format_prompt(question: str, tokenizer, system_prompt: str | None = None) -> str:
-    """The tokenizer's chat template when it has one (instruction-tuned models), else plain text."""
-    if getattr(tokenizer, "chat_template", None):
+def format_prompt(question: str, tokenizer, system_prompt: str | None = None, template: str = "auto") -> str:
+    """The prompt text for ``question``.
+
+    ``template``: ``chat`` applies the tokenizer's chat template (instruction-tuned models), ``plain``
+    is the question and a newline (base models; the system prompt, if any, goes first), ``auto``
+    is ``chat`` when the tokenizer has a chat template.
+    """
+    if template not in ("auto", "chat", "plain"):
+        raise ValueError(f"template must be auto, chat or plain, got {template!r}")
+    has_chat = bool(getattr(tokenizer, "chat_template", None))
+    if template == "chat" and not has_chat:
+        raise ValueError("template='chat' but the tokenizer has no chat template; use 'plain' or 'auto'")
+    if has_chat and template != "plain":
         messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
             {"role": "user", "content": question}
         ]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return question + "\n"
+    return (system_prompt + "\n\n" if system_prompt else "") + question + "\n"
 
 
 @torch.no_grad()

@@ -44,6 +44,11 @@ class TaskConfig(_Section):
     """Held-out validation problems for periodic evaluation."""
     seed: int = 0
     """Seed of the problem generator (independent of the training seed)."""
+    system_prompt: str | None = None
+    """System prompt (chat template) or preamble (plain template); None: the task's default."""
+    prompt_template: Literal["auto", "chat", "plain"] = "auto"
+    """``chat``: the tokenizer's chat template; ``plain``: question and newline, for base models;
+    ``auto``: chat when the tokenizer has a template."""
 
 
 class DataConfig(_Section):

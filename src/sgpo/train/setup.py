@@ -6,6 +6,7 @@ import contextlib
 
 import torch
 
+from sgpo.rollout import format_prompt
 from sgpo.tasks.arith import ArithSpec, ArithTask
 from sgpo.train.config import Config
 
@@ -29,6 +30,12 @@ def autocast(device: torch.device, enabled: bool):
     if not enabled or not bf16_supported(device):
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def prompt_for(cfg: Config, task, tokenizer):
+    """question -> prompt text, with the configured (or the task's default) system prompt and template."""
+    system = cfg.task.system_prompt if cfg.task.system_prompt is not None else getattr(task, "system_prompt", None)
+    return lambda question: format_prompt(question, tokenizer, system, cfg.task.prompt_template)
 
 
 def make_task(cfg: Config) -> ArithTask:

@@ -19,11 +19,10 @@ from pathlib import Path
 import torch
 
 from sgpo.models import arith_tokenizer, load_policy, save_policy, tiny_policy
-from sgpo.rollout import format_prompt
 from sgpo.tasks.arith import Chain, apply
 from sgpo.tasks.base import Problem
 from sgpo.train.config import Config, ConfigError, load_config
-from sgpo.train.setup import autocast, make_task, pick_device
+from sgpo.train.setup import autocast, make_task, pick_device, prompt_for
 
 
 def corrupt_solution(problem: Problem, noise_p: float, rng: random.Random) -> str:
@@ -53,11 +52,12 @@ def sft_train(model, tokenizer, problems: list[Problem], cfg: Config, device: to
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, w.steps))))
     )
+    prompt = prompt_for(cfg, make_task(cfg), tokenizer)
     model.train()
     losses = []
     for _ in range(w.steps):
         batch = rng.sample(problems, min(w.batch_size, len(problems)))
-        prompts = [format_prompt(p.question, tokenizer) for p in batch]
+        prompts = [prompt(p.question) for p in batch]
         targets = [corrupt_solution(p, w.noise_p, rng) + tokenizer.eos_token for p in batch]
         enc = tokenizer([p + t for p, t in zip(prompts, targets)], return_tensors="pt", padding=True, add_special_tokens=False)
         prompt_lens = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]

@@ -21,13 +21,13 @@ import torch
 from sgpo.core import METHODS, ShapingParams, classify_groups, judge_mask, needs_judge, policy_loss, rts_from_steps, rts_from_tokens
 from sgpo.judges import JudgeRequest, Verdict
 from sgpo.judges.config import build_judge
-from sgpo.rollout import Rollout, format_prompt, generate, token_logprobs
+from sgpo.rollout import Rollout, generate, token_logprobs
 from sgpo.steps import split_steps
 from sgpo.train.checkpoint import latest_checkpoint, load_trainer_state, restore_rng, save_checkpoint
 from sgpo.train.config import Config, load_config, save_config
 from sgpo.report import write_run_report
 from sgpo.train.metrics import MetricsWriter, read_jsonl, truncate_jsonl
-from sgpo.train.setup import autocast, make_task, pick_device
+from sgpo.train.setup import autocast, make_task, pick_device, prompt_for
 from sgpo.train.sft import initial_policy
 from sgpo.models import load_policy
 
@@ -63,6 +63,7 @@ class Trainer:
         )
         self._seed_everything(cfg.train.seed)
         self.policy, self.tokenizer = initial_policy(cfg, self.device, log)
+        self.prompt = prompt_for(cfg, self.task, self.tokenizer)
         self.ref = None
         if cfg.algorithm.beta_kl > 0:
             self.ref, _ = initial_policy(cfg, self.device, log)
@@ -165,7 +166,7 @@ class Trainer:
         rollout = generate(
             self.policy,
             self.tokenizer,
-            [format_prompt(p.question, self.tokenizer) for p in problems],
+            [self.prompt(p.question) for p in problems],
             n=G,
             temperature=cfg.rollout.temperature,
             top_p=cfg.rollout.top_p,
@@ -351,7 +352,7 @@ class Trainer:
     def evaluate(self) -> dict:
         """Greedy accuracy and avg@k / pass@k on the held-out split, without touching the training RNG."""
         cfg = self.cfg
-        prompts = [format_prompt(p.question, self.tokenizer) for p in self.eval_problems]
+        prompts = [self.prompt(p.question) for p in self.eval_problems]
         k = cfg.train.eval_k
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.train.seed * 31 + self.step_idx)
