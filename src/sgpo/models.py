@@ -70,9 +70,15 @@ def tiny_policy(
 
 
 def load_policy(path: str | Path, dtype: torch.dtype = torch.float32):
-    """Load a causal LM and its tokenizer from a local Hugging Face directory (never a hub id)."""
+    """Load a causal LM and its tokenizer from a local Hugging Face directory (never a hub id).
+
+    A directory of LoRA adapters (a checkpoint of a ``model.lora_r > 0`` run) loads its base model
+    from the local directory the adapters name, with the adapters merged in.
+    """
     path = Path(path).expanduser()
     if not (path / "config.json").is_file():
+        if (path / LORA_CONFIG).is_file():
+            return _load_lora_merged(path, dtype)
         raise FileNotFoundError(f"model.path={str(path)!r} is not a local model directory (no config.json there)")
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if tokenizer.pad_token is None:
@@ -80,6 +86,57 @@ def load_policy(path: str | Path, dtype: torch.dtype = torch.float32):
     # Decoder-only generation continues prompts at the right edge, so pad on the left.
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+    return model, tokenizer
+
+
+# -- LoRA ------------------------------------------------------------------------------------------
+
+#: Files peft writes for a model's adapters.
+LORA_CONFIG, LORA_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
+
+
+def apply_lora(model, r: int, alpha: float, dropout: float = 0.0, target_modules: list[str] | None = None, seed: int = 0):
+    """Wrap ``model`` in LoRA adapters of rank ``r``; only the adapters stay trainable.
+
+    The adapters start as the identity (B = 0), so the wrapped model computes what ``model`` did.
+    Their random A matrices are drawn from a generator seeded with ``seed`` (the global RNG is
+    left as it was), so a run builds the same adapters however its base was obtained.
+    """
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as e:  # pragma: no cover - peft is a declared extra
+        raise ImportError("model.lora_r > 0 needs peft: pip install -c constraints.txt 'sgpo[lora]'") from e
+    config = LoraConfig(
+        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules) if target_modules else "all-linear",
+        task_type="CAUSAL_LM",
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return get_peft_model(model, config)
+
+
+def is_lora(model) -> bool:
+    """True for a model wrapped by :func:`apply_lora` (a peft model)."""
+    return hasattr(model, "peft_config")
+
+
+def _load_lora_merged(path: Path, dtype: torch.dtype):
+    import json
+
+    base = json.loads((path / LORA_CONFIG).read_text()).get("base_model_name_or_path")
+    if not base or not (Path(base).expanduser() / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{path} holds LoRA adapters whose base model {base!r} is not a local model directory "
+            "(a tiny model built in code has none); resume the run with `sgpo train --resume`"
+        )
+    from peft import PeftModel
+
+    model, _ = load_policy(base, dtype)
+    model = PeftModel.from_pretrained(model, path, is_trainable=False).merge_and_unload()
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
     return model, tokenizer
 
 

@@ -1,4 +1,9 @@
-"""Checkpoints that let a run continue exactly: weights, optimizer, scheduler, RNG states, data position."""
+"""Checkpoints that let a run continue exactly: weights, optimizer, scheduler, RNG states, data position.
+
+With LoRA (``model.lora_r > 0``) a checkpoint holds only the adapters (peft's files): the frozen
+base is rebuilt from the config on resume, exactly as the run first built it, and the adapters
+are loaded into it bit for bit.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sgpo.models import save_policy
+from sgpo.models import LORA_CONFIG, LORA_WEIGHTS, is_lora, load_policy, save_policy
 
 _DONE = "trainer_state.pt"
 
@@ -42,6 +47,25 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     """The newest complete checkpoint (a crash mid-save leaves only a .tmp dir, which is ignored)."""
     done = [p.parent for p in (run_dir / "checkpoints").glob(f"step_*/{_DONE}") if not p.parent.name.endswith(".tmp")]
     return max(done, key=lambda p: int(p.name.split("_")[1]), default=None)
+
+
+def load_policy_weights(policy, ckpt: Path) -> None:
+    """Load a checkpoint's weights into ``policy`` in place: the adapters of a LoRA policy, else all weights."""
+    has_adapters = (ckpt / LORA_WEIGHTS).is_file()
+    if is_lora(policy):
+        if not has_adapters:
+            raise FileNotFoundError(f"{ckpt} has no LoRA adapters ({LORA_WEIGHTS}) but the run has model.lora_r > 0")
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        result = set_peft_model_state_dict(policy, load_file(ckpt / LORA_WEIGHTS))
+        if result.unexpected_keys:
+            raise ValueError(f"{ckpt}: adapter weights that this run's LoRA policy does not have: {result.unexpected_keys[:5]}")
+        return
+    if has_adapters and (ckpt / LORA_CONFIG).is_file():
+        raise FileNotFoundError(f"{ckpt} holds LoRA adapters but the run has model.lora_r=0")
+    model, _ = load_policy(ckpt)
+    policy.load_state_dict(model.state_dict())
 
 
 def load_trainer_state(ckpt: Path) -> dict:

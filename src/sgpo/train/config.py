@@ -81,6 +81,17 @@ class ModelConfig(_Section):
     """Hidden size of the tiny model."""
     n_heads: int = Field(default=4, ge=1)
     """Attention heads of the tiny model."""
+    lora_r: int = Field(default=0, ge=0)
+    """Rank of LoRA adapters (needs ``peft``: ``pip install sgpo[lora]``); 0 trains every weight. With
+    LoRA only the adapters train and checkpoints hold only the adapters, so a large policy fits
+    in memory with its optimizer state. The warm-up, if any, still trains the full model first."""
+    lora_alpha: float = Field(default=16.0, gt=0)
+    """LoRA scaling numerator: the adapter's update is scaled by lora_alpha / lora_r."""
+    lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Dropout on the adapters' input during updates."""
+    lora_target_modules: list[str] = []
+    """Names of the linear layers that get adapters (e.g. [q_proj, v_proj]); empty: every linear
+    layer except the output head (peft's ``all-linear``)."""
 
 
 class WarmupConfig(_Section):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from sgpo.models import arith_tokenizer, load_policy, save_policy, tiny_policy
+from sgpo.models import apply_lora, arith_tokenizer, load_policy, save_policy, tiny_policy
 from sgpo.tasks.arith import Chain, apply
 from sgpo.tasks.base import Problem
 from sgpo.train.config import Config, ConfigError, load_config
@@ -83,19 +83,33 @@ def warmup_key(cfg: Config) -> str:
     """A hash of everything that shapes the warmed-up policy."""
     shaping = {
         "task": cfg.task.model_dump(),
-        "model": cfg.model.model_dump(),
+        # LoRA adapters are added after the warm-up, so they do not shape it.
+        "model": cfg.model.model_dump(exclude={k for k in type(cfg.model).model_fields if k.startswith("lora_")}),
         "warmup": cfg.warmup.model_dump(exclude={"cache_dir"}),
         "bf16": cfg.train.bf16,
     }
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def initial_policy(cfg: Config, device: torch.device, log=print):
-    """The policy RL starts from: ``model.path``, or the tiny model, warmed up if ``warmup.steps``.
+def initial_policy(cfg: Config, device: torch.device, log=print, lora: bool = True):
+    """The policy RL starts from: ``model.path``, or the tiny model, warmed up if ``warmup.steps``,
+    then wrapped in LoRA adapters if ``model.lora_r > 0`` and ``lora`` (the adapters start as the
+    identity, so ``lora=False`` gives the same function: a frozen reference, the rollout sampler).
 
     A warmed-up policy is cached under ``warmup.cache_dir`` and reused by every run with the same
     task, model and warm-up settings (so `sgpo compare` warms up once for all methods).
     """
+    model, tokenizer = _base_policy(cfg, device, log)
+    m = cfg.model
+    if lora and m.lora_r > 0:
+        model = apply_lora(model, m.lora_r, m.lora_alpha, m.lora_dropout, m.lora_target_modules, seed=cfg.train.seed)
+        n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        log(f"LoRA r={m.lora_r}: {n_train:,} of {sum(p.numel() for p in model.parameters()):,} parameters train")
+    return model.to(device), tokenizer
+
+
+def _base_policy(cfg: Config, device: torch.device, log=print):
+    """``model.path`` or the tiny model, warmed up (or taken from the warm-up cache) if ``warmup.steps``."""
     if cfg.model.path is None:
         tokenizer = arith_tokenizer()
         model = tiny_policy(tokenizer, cfg.model.arch, cfg.model.n_layers, cfg.model.d_model, cfg.model.n_heads, seed=cfg.warmup.seed)
@@ -135,7 +149,7 @@ def run(args) -> int:
     cfg = load_config(args.config, args.overrides)
     if cfg.warmup.steps == 0:
         raise ConfigError("warmup.steps is 0: nothing to train (set e.g. warmup.steps=400)")
-    model, tokenizer = initial_policy(cfg, pick_device(cfg))
+    model, tokenizer = initial_policy(cfg, pick_device(cfg), lora=False)
     if args.out:
         save_policy(model, tokenizer, args.out)
         print(f"saved warmed-up policy to {args.out}")

@@ -1,12 +1,15 @@
-"""The native online trainer: sample -> verify -> judge -> rewards -> advantages -> PPO epochs.
+"""The native trainer: batch -> verify/judge -> rewards -> advantages -> PPO epochs.
 
 One RL step (``Trainer.step``):
-  1. take N prompts in a seeded order and sample G responses each;
-  2. verify each response (outcome 0/1) and classify the groups;
-  3. if the method needs it, ask the step judge where each response in scope first goes wrong;
+  1. get N groups of G responses in a seeded order: sampled from the policy and verified
+     (``train.mode=online``), or loaded with their outcomes from a rollouts file (``offline``);
+  2. classify the groups;
+  3. if the method needs it, find where each response in scope first goes wrong: a stored
+     verdict, else the step judge;
   4. rewards and advantages from ``sgpo.core.METHODS[method]``;
-  5. mu epochs of clipped policy-gradient updates over mini-batches, old log-probs taken before
-     the first update.
+  5. mu epochs of clipped policy-gradient updates over mini-batches; the old log-probs in the
+     importance ratio are the stored behaviour log-probs (offline) or the policy's own, taken
+     before the first update (online).
 """
 
 from __future__ import annotations
@@ -19,17 +22,19 @@ import numpy as np
 import torch
 
 from sgpo.core import METHODS, ShapingParams, classify_groups, judge_mask, needs_judge, policy_loss, rts_from_steps, rts_from_tokens
-from sgpo.judges import JudgeRequest, Verdict
+from sgpo.judges import Verdict
 from sgpo.judges.config import build_judge
 from sgpo.rollout import Rollout, generate, token_logprobs
+from sgpo.rollouts import RolloutsError
 from sgpo.steps import split_steps
-from sgpo.train.checkpoint import latest_checkpoint, load_trainer_state, restore_rng, save_checkpoint
+from sgpo.train.batches import Batch, StoredBatches
+from sgpo.train.checkpoint import latest_checkpoint, load_policy_weights, load_trainer_state, restore_rng, save_checkpoint
 from sgpo.train.config import Config, load_config, save_config
 from sgpo.report import write_run_report
 from sgpo.train.metrics import MetricsWriter, read_jsonl, truncate_jsonl
 from sgpo.train.setup import autocast, make_task, pick_device, prompt_for
+from sgpo.train.judging import ask_judge, requests_for, usable
 from sgpo.train.sft import initial_policy
-from sgpo.models import load_policy
 
 
 class PromptStream:
@@ -54,24 +59,30 @@ class Trainer:
         self.run_dir = Path(run_dir or cfg.train.out_dir)
         self.device = pick_device(cfg)
         self.task = make_task(cfg)
-        self.train_problems = self.task.problems("train", cfg.task.n_train)
+        # Offline: read and check the rollouts file first, so a bad one fails before any warm-up.
+        self.offline = StoredBatches(cfg, log) if cfg.train.mode == "offline" else None
+        self.train_problems = [] if self.offline else self.task.problems("train", cfg.task.n_train)
         self.eval_problems = self.task.problems("validation", cfg.task.n_eval)
         self.method = cfg.algorithm.method
-        self.judge = build_judge(cfg.judge, self.task) if needs_judge(self.method) else None
+        self.judge = build_judge(cfg.judge, self.task) if self._needs_judge() else None
         self.params = ShapingParams(
             cfg.algorithm.scope, cfg.algorithm.mapping, cfg.algorithm.mapping_params(), cfg.algorithm.scale
         )
         self._seed_everything(cfg.train.seed)
         self.policy, self.tokenizer = initial_policy(cfg, self.device, log)
+        if self.offline:
+            self.offline.validate(self.tokenizer, self.task.step_mode, log)
         self.prompt = prompt_for(cfg, self.task, self.tokenizer)
         self.ref = None
         if cfg.algorithm.beta_kl > 0:
-            self.ref, _ = initial_policy(cfg, self.device, log)
+            self.ref, _ = initial_policy(cfg, self.device, log, lora=False)  # with LoRA: the base alone
             self.ref.eval().requires_grad_(False)
-        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        # Only trainable parameters: with LoRA the frozen base gets no optimizer state (nor weight decay).
+        self.trainable = [p for p in self.policy.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.trainable, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
         warm = cfg.optim.warmup_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: min(1.0, (s + 1) / (warm + 1)))
-        self.stream = PromptStream(len(self.train_problems), cfg.train.seed)
+        self.stream = PromptStream(len(self.offline) if self.offline else len(self.train_problems), cfg.train.seed)
         self.step_idx = 0
         self.judge_calls = 0
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -98,13 +109,27 @@ class Trainer:
         np.random.seed(seed)
         torch.manual_seed(seed)
 
+    def _needs_judge(self) -> bool:
+        """Online: whenever the method uses verdicts. Offline: only if some response in the judging
+        scope has no stored verdict (so a fully judged file needs no judge at all)."""
+        if not needs_judge(self.method):
+            return False
+        if self.offline is None:
+            return True
+        missing = self.offline.missing_verdicts(lambda o: judge_mask(o, self.cfg.algorithm.scope))
+        if missing:
+            self.log(f"offline: {missing} responses in scope {self.cfg.algorithm.scope} have no stored verdict; "
+                     f"judging them with judge.kind={self.cfg.judge.kind}")
+        return missing > 0
+
     def _resume(self) -> None:
         ckpt = latest_checkpoint(self.run_dir)
         if ckpt is None:
             raise FileNotFoundError(f"no complete checkpoint under {self.run_dir / 'checkpoints'} to resume from")
         state = load_trainer_state(ckpt)
-        model, _ = load_policy(ckpt)
-        self.policy.load_state_dict(model.state_dict())
+        if self.offline and state.get("rollouts_sha256", self.offline.fingerprint) != self.offline.fingerprint:
+            raise RolloutsError(f"{self.offline.file.path} has changed since {ckpt} was saved; resume needs the same rollouts file")
+        load_policy_weights(self.policy, ckpt)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         restore_rng(state)
@@ -117,6 +142,8 @@ class Trainer:
 
     def save(self) -> Path:
         extra = {"data_position": self.stream.position, "judge_calls": self.judge_calls}
+        if self.offline:
+            extra["rollouts_sha256"] = self.offline.fingerprint
         return save_checkpoint(self.run_dir, self.step_idx, self.policy, self.tokenizer, self.optimizer, self.scheduler, extra)
 
     # -- the loop --------------------------------------------------------------------------------
@@ -159,25 +186,14 @@ class Trainer:
         n_prompts = cfg.rollout.prompts_per_step
         if self.method == "dapo":
             n_prompts += cfg.algorithm.dapo_resample_rounds * cfg.rollout.prompts_per_step
-        problems = [self.train_problems[i] for i in self.stream.take(n_prompts)]
-
-        self.policy.eval()
         t0 = time.perf_counter()
-        rollout = generate(
-            self.policy,
-            self.tokenizer,
-            [self.prompt(p.question) for p in problems],
-            n=G,
-            temperature=cfg.rollout.temperature,
-            top_p=cfg.rollout.top_p,
-            max_new_tokens=cfg.rollout.max_new_tokens,
-        )
+        batch = self._next_batch(n_prompts)
         t_generate = time.perf_counter() - t0
+        problems, rollout, outcomes = batch.problems, batch.rollout, batch.outcomes
 
-        outcomes = torch.tensor([self.task.verify(text, problems[i // G]) for i, text in enumerate(rollout.texts)]).view(-1, G)
         kinds = classify_groups(outcomes)
         t0 = time.perf_counter()
-        rts, verdict_ok, verdicts = self._judge(problems, rollout, outcomes)
+        rts, verdict_ok, verdicts = self._judge(batch)
         t_judge = time.perf_counter() - t0
 
         step_gen = torch.Generator().manual_seed(cfg.train.seed * 7_919 + self.step_idx)
@@ -189,12 +205,13 @@ class Trainer:
         rows = keep.repeat_interleave(G).nonzero().squeeze(1)
 
         t0 = time.perf_counter()
-        update = self._update(rollout.select(rows), shaped.advantages.reshape(-1)[rows]) if len(rows) else {}
+        behaviour = batch.behaviour_logp[rows] if batch.behaviour_logp is not None else None
+        update = self._update(rollout.select(rows), shaped.advantages.reshape(-1)[rows], behaviour) if len(rows) else {}
         t_train = time.perf_counter() - t0
 
         self.step_idx += 1
         t_step = time.perf_counter() - t_start
-        judged = judge_mask(outcomes, self.params.scope) if self.judge is not None else torch.zeros_like(outcomes, dtype=torch.bool)
+        judged = judge_mask(outcomes, self.params.scope) if needs_judge(self.method) else torch.zeros_like(outcomes, dtype=torch.bool)
         recovered = kinds.all_negative & (shaped.advantages.abs() > 0).any(dim=1)
         n_tokens = int(rollout.response_mask.sum())
         metrics = {
@@ -222,49 +239,70 @@ class Trainer:
         self._log_samples(problems, rollout, outcomes, shaped, verdicts)
         return metrics
 
-    def _judge(self, problems, rollout: Rollout, outcomes: torch.Tensor):
-        """RTS and verdict-ok masks ([N, G]) for the responses in the method's judging scope."""
+    def _next_batch(self, n_prompts: int) -> Batch:
+        """N groups of G responses: loaded from the rollouts file (offline), or sampled and verified."""
+        if self.offline:
+            return self.offline.take(self.stream.take(n_prompts), self.tokenizer.pad_token_id, self.device)
+        G = self.cfg.rollout.group_size
+        problems = [self.train_problems[i] for i in self.stream.take(n_prompts)]
+        self.policy.eval()
+        rollout = generate(
+            self.policy,
+            self.tokenizer,
+            [self.prompt(p.question) for p in problems],
+            n=G,
+            temperature=self.cfg.rollout.temperature,
+            top_p=self.cfg.rollout.top_p,
+            max_new_tokens=self.cfg.rollout.max_new_tokens,
+        )
+        outcomes = torch.tensor([self.task.verify(text, problems[i // G]) for i, text in enumerate(rollout.texts)]).view(-1, G)
+        return Batch(problems, rollout, outcomes)
+
+    def _judge(self, batch: Batch):
+        """RTS and verdict-ok masks ([N, G]) for the responses in the method's judging scope.
+
+        A stored verdict (offline) is used as it is; the others are asked of the judge. Failed
+        verdicts, and verdicts about a response with no steps, leave the response plain GRPO.
+        """
+        outcomes, texts = batch.outcomes, batch.rollout.texts
         G = outcomes.shape[1]
         rts = torch.zeros_like(outcomes, dtype=torch.float32)
         ok = torch.zeros_like(outcomes, dtype=torch.bool)
         verdicts: dict[int, Verdict] = {}
-        if self.judge is None:
+        if not needs_judge(self.method):
             return rts, ok, verdicts
         index = judge_mask(outcomes, self.params.scope).reshape(-1).nonzero().squeeze(1).tolist()
-        if not index:
+        stored = batch.verdicts or [None] * len(texts)
+        verdicts.update((i, stored[i]) for i in index if stored[i] is not None)
+        todo = [i for i in index if i not in verdicts]
+        if todo:
+            requests = requests_for(batch.problems, texts, todo, G, self.task.step_mode, self.cfg.judge.max_steps)
+            verdicts.update(zip(todo, ask_judge(self.judge, requests, self.log)))
+            self.judge_calls += sum(1 for r in requests if r.steps)
+        graded = [i for i in index if usable(verdicts[i])]
+        if not graded:
             return rts, ok, verdicts
-        steps = [split_steps(rollout.texts[i], self.task.step_mode, self.cfg.judge.max_steps) for i in index]
-        requests = [
-            JudgeRequest(problems[i // G].question, s, problems[i // G].reference, problems[i // G].answer)
-            for i, s in zip(index, steps)
-        ]
-        try:
-            results = self.judge.judge(requests)
-        except Exception as e:  # a judge must not kill the run; these responses stay plain GRPO
-            self.log(f"judge raised {type(e).__name__}: {e}; treating the batch as failed verdicts")
-            results = [Verdict.failed(len(s), "error", raw=repr(e)) for s in steps]
-        self.judge_calls += len(requests)
-        first = torch.tensor([v.first_error for v in results])
-        n_steps = torch.tensor([len(s) for s in steps])
+        first = torch.tensor([verdicts[i].first_error for i in graded])
         if self.cfg.algorithm.rts_unit == "tokens":
-            width = max(1, int(n_steps.max()))
+            steps = [split_steps(texts[i], self.task.step_mode, self.cfg.judge.max_steps) for i in graded]
+            width = max(len(s) for s in steps)
             counts = torch.zeros(len(steps), width, dtype=torch.long)
             for row, s in enumerate(steps):
                 for col, text in enumerate(s):
                     counts[row, col] = max(1, len(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
             values = rts_from_tokens(first, counts)
         else:
-            values = rts_from_steps(first, n_steps)
-        flat_rts, flat_ok = rts.view(-1), ok.view(-1)
-        for j, i in enumerate(index):
-            verdicts[i] = results[j]
-            if results[j].ok:
-                flat_rts[i] = values[j]
-                flat_ok[i] = True
+            values = rts_from_steps(first, torch.tensor([verdicts[i].n_steps for i in graded]))
+        rts.view(-1)[graded] = values
+        ok.view(-1)[graded] = True
         return rts, ok, verdicts
 
-    def _update(self, rollout: Rollout, advantages: torch.Tensor) -> dict:
+    def _update(self, rollout: Rollout, advantages: torch.Tensor, behaviour_logp: torch.Tensor | None = None) -> dict:
         """mu epochs of clipped policy-gradient steps over shuffled mini-batches.
+
+        ``behaviour_logp`` ([B, T], offline): log-probs of the policy that sampled the responses,
+        used as the old log-probs of the importance ratio; None (online): the current policy's,
+        taken before the first step.
 
         A response with zero advantage adds exactly nothing to the clipped surrogate, so without a
         KL term it is left out of the forward pass and the mini-batch loss is rescaled to the
@@ -275,13 +313,14 @@ class Trainer:
         temperature, bf16, mb = cfg.rollout.temperature, cfg.train.bf16, cfg.optim.mini_batch_size
         B = len(rollout.texts)
         with torch.no_grad(), autocast(self.device, bf16):
-            old, entropy = map(torch.cat, zip(*(
+            current, entropy = map(torch.cat, zip(*(
                 token_logprobs(self.policy, rollout.select(c), temperature, with_entropy=True)
                 for c in torch.arange(B).split(mb)
             )))
             ref = None
             if self.ref is not None:
                 ref = torch.cat([token_logprobs(self.ref, rollout.select(c), temperature)[0] for c in torch.arange(B).split(mb)])
+        old = current if behaviour_logp is None else behaviour_logp.to(current.device)
         mask_all = rollout.response_mask.to(self.device)
         self.policy.train()
         stats = {"loss": [], "kl": [], "clip_frac": [], "grad_norm": []}
@@ -309,10 +348,10 @@ class Trainer:
                     stats["clip_frac"].append(out.clip_frac.item())
                 else:
                     # Zero gradients (not None) so AdamW steps exactly as it would on the full batch.
-                    for p in self.policy.parameters():
+                    for p in self.trainable:
                         p.grad = torch.zeros_like(p)
                     stats["loss"].append(0.0)
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.optim.grad_clip)
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, cfg.optim.grad_clip)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -321,6 +360,11 @@ class Trainer:
         maskf = mask_all.float()
         metrics = {k: sum(v) / len(v) for k, v in stats.items() if v}
         metrics["entropy"] = ((entropy * maskf).sum() / maskf.sum().clamp(min=1)).item()
+        if behaviour_logp is not None:
+            # How far the policy has moved from the one that sampled the data, before this update.
+            gap = (current.float() - old.float()).abs() * maskf
+            metrics["offline/logp_gap_mean"] = (gap.sum() / maskf.sum().clamp(min=1)).item()
+            metrics["offline/logp_gap_max"] = gap.max().item()
         metrics.setdefault("kl", 0.0)
         metrics.setdefault("clip_frac", 0.0)
         return metrics

@@ -1,0 +1,454 @@
+"""The rollouts file: fixed, verified (and optionally judged) responses for offline training.
+
+``sgpo rollout`` writes it, ``sgpo train train.mode=offline`` trains on it and ``sgpo analyze``
+reports on it. It is JSON Lines, UTF-8, one object per line:
+
+line 1, the header (what produced the responses; offline training checks it against its config)::
+
+    {"format": "sgpo-rollouts", "version": 1, "model": "...", "tokenizer": {"name": "...",
+     "vocab_size": 49152, "fingerprint": "..."}, "task": "arith", "group_size": 8,
+     "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 48, "logprob_precision": "bf16",
+     "judge": "rule", "judge_scope": "all_negative", "step_mode": "line", "max_steps": null,
+     "seed": 0, "created": "2025-01-01T00:00:00+00:00"}
+
+every further line, one response (G lines per group, written group by group)::
+
+    {"group": 0, "sample": 3, "problem_id": "...", "problem": "...", "reference": "..." | null,
+     "answer": "..." | null, "prompt": "...", "response": "...", "prompt_ids": [...],
+     "response_ids": [...], "logprobs": [...], "outcome": 0.0,
+     "verdict": {"first_error": 2, "n_steps": 5, "status": "ok"} | null}
+
+``response_ids`` are the sampled tokens up to and including EOS (if the response ended before
+``max_new_tokens``); ``logprobs[t]`` is the behaviour policy's log pi(y_t | y_<t) at the sampling
+temperature, computed as the trainer computes its old log-probs (see ``logprob_precision``).
+``verdict`` is null when the response was not judged.
+
+The writer appends one line per response and flushes it, so a crash loses at most the record
+being written. The reader treats an unterminated last line that is not valid JSON as a
+truncated write: it skips it with a warning, and drops the group it left incomplete (also with a
+warning); any other malformed line is an error naming the file, line and field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from sgpo.judges.base import STATUSES, Verdict
+from sgpo.rollout import Rollout
+from sgpo.tasks.base import Problem
+from sgpo.train.config import ConfigError
+
+FORMAT, VERSION = "sgpo-rollouts", 1
+#: Largest log-prob accepted: log-softmax is <= 0 up to float rounding.
+_MAX_LOGPROB = 1e-4
+
+
+class RolloutsError(ConfigError):
+    """A rollouts file that cannot be used: names the file, line and field."""
+
+
+@dataclass(frozen=True)
+class RolloutRecord:
+    """One response of one group, as stored on one line."""
+
+    group: int
+    sample: int
+    """Index of the response within its group, 0..G-1."""
+    problem_id: str
+    problem: str
+    reference: str | None
+    answer: str | None
+    prompt: str
+    """The prompt text the policy saw (template and system prompt applied)."""
+    response: str
+    prompt_ids: list[int]
+    response_ids: list[int]
+    """Sampled tokens, up to and including EOS when the response ended before the length limit."""
+    logprobs: list[float]
+    """Behaviour log-probs of ``response_ids``, at the sampling temperature."""
+    outcome: float
+    """Verifier outcome, 1.0 correct / 0.0 wrong."""
+    verdict: Verdict | None
+    """The step judge's verdict, or None when the response was not judged."""
+    line: int = field(default=0, compare=False)
+    """Line in the file it was read from (0 when not read from a file)."""
+
+    def to_json(self) -> dict:
+        v = self.verdict
+        return {
+            "group": self.group, "sample": self.sample, "problem_id": self.problem_id, "problem": self.problem,
+            "reference": self.reference, "answer": self.answer, "prompt": self.prompt, "response": self.response,
+            "prompt_ids": self.prompt_ids, "response_ids": self.response_ids, "logprobs": self.logprobs,
+            "outcome": self.outcome,
+            "verdict": None if v is None else {"first_error": v.first_error, "n_steps": v.n_steps, "status": v.status},
+        }
+
+    @property
+    def problem_obj(self) -> Problem:
+        return Problem(self.problem_id, self.problem, self.reference or "", self.answer or "")
+
+
+@dataclass
+class RolloutsFile:
+    """A rollouts file as read: its header, its complete groups, and what was skipped."""
+
+    path: Path
+    header: dict
+    groups: list[list[RolloutRecord]]
+    """Complete groups in file order, each G records ordered by ``sample``."""
+    sha256: str
+    """Hash of the file's bytes, so a resumed run can tell the file has not changed."""
+    skipped_lines: int = 0
+    """Unterminated, unparseable last lines (a write cut short)."""
+    dropped_groups: int = 0
+    """Groups left incomplete at the end of the file, not used."""
+    dropped_responses: int = 0
+    """Responses in those groups."""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def group_size(self) -> int:
+        return int(self.header["group_size"])
+
+    def records(self) -> list[RolloutRecord]:
+        return [r for g in self.groups for r in g]
+
+
+# -- tokenizer identity --------------------------------------------------------------------------
+
+
+def tokenizer_fingerprint(tokenizer) -> dict:
+    """Name, size and a hash of the vocabulary and special tokens: enough to tell tokenizers apart."""
+    vocab = sorted(tokenizer.get_vocab().items())
+    special = [tokenizer.eos_token_id, tokenizer.pad_token_id]
+    digest = hashlib.sha256(json.dumps([vocab, special], ensure_ascii=False).encode()).hexdigest()[:16]
+    return {"name": str(getattr(tokenizer, "name_or_path", "") or "built-in"), "vocab_size": len(tokenizer), "fingerprint": digest}
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+class RolloutsWriter:
+    """Writes the header, then records one line at a time, flushed; fsync after each group.
+
+    A crash (even SIGKILL) loses at most the line being written, which the reader recognises.
+    Refuses to replace an existing file unless ``overwrite``.
+    """
+
+    def __init__(self, path: str | Path, header: dict, overwrite: bool = False):
+        self.path = Path(path)
+        header = {"format": FORMAT, "version": VERSION, **header}
+        _check_header(header, f"{self.path}:1")
+        self.group_size = int(header["group_size"])
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._f = self.path.open("w" if overwrite else "x", encoding="utf-8")
+        except FileExistsError:
+            raise FileExistsError(f"{self.path} exists; pass --overwrite to replace it") from None
+        self._line = 1
+        self._write(header)
+        self.end_group()
+
+    def _write(self, obj: dict) -> None:
+        self._f.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
+        self._f.flush()
+
+    def write_group(self, records: list[RolloutRecord]) -> None:
+        """Append one group's G records (validated first, so a bad record never reaches the file)."""
+        if len(records) != self.group_size:
+            raise ValueError(f"a group needs {self.group_size} records, got {len(records)}")
+        for r in records:
+            self._line += 1
+            _parse_record(r.to_json(), f"{self.path}:{self._line}", self.group_size, self._line)
+            self._write(r.to_json())
+        self.end_group()
+
+    def end_group(self) -> None:
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "RolloutsWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# -- reading and validation ----------------------------------------------------------------------
+
+
+def _fail(where: str, name: str, problem: str) -> RolloutsError:
+    return RolloutsError(f"{where}: field {name!r}: {problem}")
+
+
+def _check_header(h: dict, where: str) -> None:
+    if h.get("format") != FORMAT:
+        raise RolloutsError(f"{where}: not a rollouts file (the first line must be a header with \"format\": \"{FORMAT}\")")
+    if h.get("version") != VERSION:
+        raise _fail(where, "version", f"version {h.get('version')!r} is not supported (this sgpo reads {VERSION})")
+    G = h.get("group_size")
+    if not isinstance(G, int) or isinstance(G, bool) or G < 2:
+        raise _fail(where, "group_size", f"must be an integer >= 2, got {G!r}")
+    t = h.get("temperature")
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or not t > 0:
+        raise _fail(where, "temperature", f"must be a number > 0, got {t!r}")
+    tok = h.get("tokenizer")
+    if tok is not None and (not isinstance(tok, dict) or not {"vocab_size", "fingerprint"} <= set(tok)):
+        raise _fail(where, "tokenizer", "must be null or an object with vocab_size and fingerprint")
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _int_list(obj: dict, name: str, where: str, allow_empty: bool = False) -> list[int]:
+    value = obj.get(name)
+    if not isinstance(value, list) or not all(_is_int(x) and x >= 0 for x in value):
+        raise _fail(where, name, "must be a list of token ids (integers >= 0)")
+    if not value and not allow_empty:
+        raise _fail(where, name, "is empty")
+    return value
+
+
+def _text(obj: dict, name: str, where: str, nullable: bool = False):
+    value = obj.get(name)
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str):
+        raise _fail(where, name, f"must be a string{' or null' if nullable else ''}, got {type(value).__name__}")
+    return value
+
+
+def _parse_verdict(value, where: str) -> Verdict | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _fail(where, "verdict", "must be null or an object with first_error, n_steps, status")
+    k, K, status = value.get("first_error"), value.get("n_steps"), value.get("status")
+    if not _is_int(K) or K < 0:
+        raise _fail(where, "verdict.n_steps", f"must be an integer >= 0, got {K!r}")
+    if not _is_int(k) or k < -1:
+        raise _fail(where, "verdict.first_error", f"must be an integer >= -1 (-1: no error found), got {k!r}")
+    if status not in STATUSES:
+        raise _fail(where, "verdict.status", f"must be one of {', '.join(STATUSES)}, got {status!r}")
+    return Verdict(k, K, status)
+
+
+def _parse_record(obj, where: str, G: int, line: int) -> RolloutRecord:
+    if not isinstance(obj, dict):
+        raise RolloutsError(f"{where}: a record must be a JSON object, got {type(obj).__name__}")
+    for name in ("group", "sample"):
+        if not _is_int(obj.get(name)) or obj[name] < 0:
+            raise _fail(where, name, f"must be an integer >= 0, got {obj.get(name)!r}")
+    if obj["sample"] >= G:
+        raise _fail(where, "sample", f"is {obj['sample']} but the header's group_size is {G} (samples are 0..{G - 1})")
+    response_ids = _int_list(obj, "response_ids", where)
+    logprobs = obj.get("logprobs")
+    if not isinstance(logprobs, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in logprobs):
+        raise _fail(where, "logprobs", "must be a list of numbers")
+    if len(logprobs) != len(response_ids):
+        raise _fail(where, "logprobs", f"has {len(logprobs)} values for {len(response_ids)} response_ids")
+    bad = next((x for x in logprobs if not math.isfinite(x) or x > _MAX_LOGPROB), None)
+    if bad is not None:
+        raise _fail(where, "logprobs", f"log-probs must be finite and <= 0, got {bad!r}")
+    outcome = obj.get("outcome")
+    if not isinstance(outcome, (int, float)) or isinstance(outcome, bool) or not 0.0 <= outcome <= 1.0:
+        raise _fail(where, "outcome", f"must be a number in [0, 1], got {outcome!r}")
+    return RolloutRecord(
+        group=obj["group"], sample=obj["sample"],
+        problem_id=str(_text(obj, "problem_id", where)), problem=_text(obj, "problem", where),
+        reference=_text(obj, "reference", where, nullable=True), answer=_text(obj, "answer", where, nullable=True),
+        prompt=_text(obj, "prompt", where), response=_text(obj, "response", where),
+        prompt_ids=_int_list(obj, "prompt_ids", where), response_ids=response_ids,
+        logprobs=[float(x) for x in logprobs], outcome=float(outcome),
+        verdict=_parse_verdict(obj.get("verdict"), where), line=line,
+    )
+
+
+def _warn_stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def read_rollouts(path: str | Path, log: Callable[[str], None] = _warn_stderr) -> RolloutsFile:
+    """Read and validate a rollouts file.
+
+    Raises FileNotFoundError for a missing file and :class:`RolloutsError` (file:line: field ...)
+    for anything malformed, except a write cut short: an unterminated last line that does not
+    parse is skipped, and a group left incomplete at the end of the file is dropped; both are
+    counted and reported through ``log``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"rollouts file not found: {path}")
+    data = path.read_bytes()
+    out = RolloutsFile(path, {}, [], hashlib.sha256(data).hexdigest())
+    lines = data.split(b"\n")
+    terminated = lines[-1] == b""  # the piece after the last newline: empty iff the file ends with one
+    if terminated:
+        lines.pop()
+    n_lines = len(lines)
+    header: dict | None = None
+    by_group: dict[int, list[RolloutRecord]] = {}
+    for n, raw in enumerate(lines, 1):
+        where = f"{path}:{n}"
+        last_unterminated = n == n_lines and not terminated
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            if last_unterminated:
+                msg = f"{where}: incomplete last line (the file ends mid-record, e.g. the writer was killed); skipped"
+                if header is None:
+                    raise RolloutsError(f"{where}: the header line is incomplete (file truncated)") from None
+                out.skipped_lines += 1
+                out.warnings.append(msg)
+                log(msg)
+                break
+            raise RolloutsError(f"{where}: not valid JSON: {e}") from None
+        if header is None:
+            if not isinstance(obj, dict):
+                raise RolloutsError(f"{where}: the first line must be the header object")
+            _check_header(obj, where)
+            header = obj
+            continue
+        record = _parse_record(obj, where, int(header["group_size"]), n)
+        by_group.setdefault(record.group, []).append(record)
+    if header is None:
+        raise RolloutsError(f"{path}: empty file (no header line)")
+    out.header = header
+    _assemble_groups(out, by_group, log)
+    return out
+
+
+def _assemble_groups(out: RolloutsFile, by_group: dict[int, list[RolloutRecord]], log) -> None:
+    """Check each group's records agree and are complete; drop an incomplete last group."""
+    G = out.group_size
+    last_group = None
+    if by_group:
+        last_group = max(by_group.values(), key=lambda rs: rs[-1].line)[0].group
+    for g, records in by_group.items():
+        first = records[0]
+        seen: dict[int, int] = {}
+        for r in records:
+            where = f"{out.path}:{r.line}"
+            if r.sample in seen:
+                raise _fail(where, "sample", f"group {g} already has sample {r.sample} (line {seen[r.sample]})")
+            seen[r.sample] = r.line
+            for name in ("problem_id", "prompt", "prompt_ids"):
+                if getattr(r, name) != getattr(first, name):
+                    raise _fail(where, name, f"differs from the first record of group {g} (line {first.line})")
+        if len(records) < G:
+            lines = f"lines {records[0].line}-{records[-1].line}"
+            if g != last_group:
+                raise RolloutsError(
+                    f"{out.path}:{records[0].line}: field 'group': group {g} has {len(records)} of {G} responses "
+                    f"({lines}) and is not the last group, so the file was not merely cut short"
+                )
+            msg = f"{out.path}: {lines}: group {g} has {len(records)} of {G} responses (the file ends there); dropped"
+            out.dropped_groups += 1
+            out.dropped_responses += len(records)
+            out.warnings.append(msg)
+            log(msg)
+            continue
+        out.groups.append(sorted(records, key=lambda r: r.sample))
+
+
+def check_compatible(rf: RolloutsFile, tokenizer, group_size: int, temperature: float) -> None:
+    """Raise :class:`RolloutsError` (file:line: field) unless the file can be trained on as configured.
+
+    The header's group size and temperature must match the config (the behaviour log-probs are at
+    the sampling temperature), its tokenizer fingerprint must match the configured tokenizer's,
+    every token id must be in the vocabulary, and each group's prompt_ids must be what the
+    tokenizer makes of its prompt.
+    """
+    head = f"{rf.path}:1"
+    h = rf.header
+    if h["group_size"] != group_size:
+        raise _fail(head, "group_size", f"is {h['group_size']} but rollout.group_size={group_size}; set rollout.group_size={h['group_size']}")
+    if not math.isclose(float(h["temperature"]), temperature, rel_tol=0, abs_tol=1e-9):
+        raise _fail(
+            head, "temperature",
+            f"is {h['temperature']} but rollout.temperature={temperature}; the stored log-probs are at the sampling "
+            f"temperature, so set rollout.temperature={h['temperature']}",
+        )
+    mine = tokenizer_fingerprint(tokenizer)
+    theirs = h.get("tokenizer")
+    if theirs is not None and theirs.get("fingerprint") != mine["fingerprint"]:
+        raise _fail(
+            head, "tokenizer",
+            f"written with tokenizer {theirs.get('name')!r} (vocab {theirs.get('vocab_size')}, fingerprint "
+            f"{theirs.get('fingerprint')}) but the configured model's is {mine['name']!r} (vocab {mine['vocab_size']}, "
+            f"fingerprint {mine['fingerprint']}); train with the model that wrote the file, or roll out again",
+        )
+    vocab = len(tokenizer)
+    for group in rf.groups:
+        for r in group:
+            for name in ("prompt_ids", "response_ids"):
+                top = max(getattr(r, name))
+                if top >= vocab:
+                    raise _fail(f"{rf.path}:{r.line}", name, f"token id {top} is outside the configured tokenizer's vocabulary ({vocab})")
+        first = group[0]
+        if tokenizer(first.prompt, add_special_tokens=False)["input_ids"] != first.prompt_ids:
+            raise _fail(f"{rf.path}:{first.line}", "prompt_ids", "is not what the configured tokenizer makes of 'prompt'")
+
+
+# -- tensors -------------------------------------------------------------------------------------
+
+
+def pack(records: list[RolloutRecord], pad_id: int) -> tuple[Rollout, torch.Tensor]:
+    """Stored responses as the trainer's batch layout, with their behaviour log-probs.
+
+    Returns:
+        rollout: B sequences, prompts left-padded to the longest prompt P, responses right-padded to
+            the longest response T (the layout ``generate`` produces).
+        logprobs: [B, T] float32 behaviour log-probs, 0 on padding.
+    """
+    B = len(records)
+    P = max(len(r.prompt_ids) for r in records)
+    T = max(len(r.response_ids) for r in records)
+    input_ids = torch.full((B, P + T), pad_id, dtype=torch.long)
+    attention = torch.zeros(B, P + T, dtype=torch.long)
+    response_mask = torch.zeros(B, T, dtype=torch.long)
+    logprobs = torch.zeros(B, T, dtype=torch.float32)
+    for b, r in enumerate(records):
+        p, t = len(r.prompt_ids), len(r.response_ids)
+        input_ids[b, P - p : P] = torch.tensor(r.prompt_ids)
+        input_ids[b, P : P + t] = torch.tensor(r.response_ids)
+        attention[b, P - p : P + t] = 1
+        response_mask[b, :t] = 1
+        logprobs[b, :t] = torch.tensor(r.logprobs, dtype=torch.float32)
+    return Rollout(input_ids, attention, response_mask, [r.response for r in records]), logprobs
+
+
+def unpack(rollout: Rollout, logprobs: torch.Tensor) -> list[tuple[list[int], list[int], list[float]]]:
+    """(prompt_ids, response_ids, logprobs) per sequence of a sampled batch: padding removed.
+
+    Args:
+        rollout: B sequences as ``generate`` returns them.
+        logprobs: [B, T] log-probs of the response tokens.
+    """
+    P = rollout.prompt_len
+    out = []
+    for b in range(len(rollout.texts)):
+        prompt = rollout.input_ids[b, :P][rollout.attention_mask[b, :P].bool()].tolist()
+        keep = rollout.response_mask[b].bool()
+        out.append((prompt, rollout.input_ids[b, P:][keep].tolist(), logprobs[b][keep].float().tolist()))
+    return out
+
+
+__all__ = [
+    "FORMAT", "VERSION", "RolloutRecord", "RolloutsError", "RolloutsFile", "RolloutsWriter", "check_compatible",
+    "pack", "read_rollouts", "tokenizer_fingerprint", "unpack",
+]

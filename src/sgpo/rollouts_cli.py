@@ -1,0 +1,131 @@
+"""`sgpo rollout`: sample G responses per problem, verify (and optionally judge) them, write a rollouts file.
+
+    sgpo rollout --config FILE --out rollouts.jsonl [--judge] [--split train] [--problems N] [key=value ...]
+
+The policy, prompts and sampling are the trainer's (``task``, ``model``, ``warmup``, ``rollout``
+sections; the warm-up cache is reused), so ``sgpo train train.mode=offline data.rollouts=FILE``
+with the same config starts from the very policy whose behaviour log-probs the file stores.
+With ``--judge`` the responses in ``algorithm.scope`` are judged by the ``judge`` section's judge
+(``algorithm.scope=all_incorrect`` judges every wrong response, so the file serves both scopes);
+failed verdicts are kept, with their status, and counted. The format is in :mod:`sgpo.rollouts`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime, timezone
+
+import torch
+
+from sgpo.train.config import load_config
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", help="YAML config (task, model, warmup, rollout, judge sections; defaults otherwise)")
+    parser.add_argument("--out", required=True, help="rollouts JSONL to write")
+    parser.add_argument("--judge", action="store_true", help="judge the responses in algorithm.scope with the configured judge")
+    parser.add_argument("--split", default="train", choices=["train", "validation", "test"], help="problems to roll out (default train)")
+    parser.add_argument("--problems", type=int, default=None,
+                        help="number of problems (default: task.n_train for train, task.n_eval otherwise)")
+    parser.add_argument("--batch-prompts", type=int, default=None, help="problems per generate call (default rollout.prompts_per_step)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rollout.group_size=8 model.path=models/smollm2")
+
+
+def run(args) -> int:
+    from sgpo.core import classify_groups, judge_mask
+    from sgpo.judges.config import build_judge
+    from sgpo.judges.stats import collect_stats
+    from sgpo.rollout import generate, token_logprobs
+    from sgpo.rollouts import RolloutRecord, RolloutsWriter, tokenizer_fingerprint, unpack
+    from sgpo.train.judging import ask_judge, requests_for
+    from sgpo.train.setup import autocast, bf16_supported, make_task, pick_device, prompt_for
+    from sgpo.train.sft import initial_policy, warmup_key
+
+    cfg = load_config(args.config, args.overrides)
+    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    device = pick_device(cfg)
+    task = make_task(cfg)
+    n = args.problems or (cfg.task.n_train if args.split == "train" else cfg.task.n_eval)
+    problems = task.problems(args.split, n)
+    judge = build_judge(cfg.judge, task) if args.judge else None  # before the warm-up, so a bad judge fails fast
+    G, r = cfg.rollout.group_size, cfg.rollout
+    torch.manual_seed(cfg.train.seed)  # as the trainer seeds before building its policy
+    policy, tokenizer = initial_policy(cfg, device, log, lora=False)
+    policy.eval()
+    prompt = prompt_for(cfg, task, tokenizer)
+    bf16 = cfg.train.bf16 and bf16_supported(device)
+    header = {
+        "model": cfg.model.path or f"tiny {cfg.model.arch} {cfg.model.n_layers}x{cfg.model.d_model}",
+        "warmup": warmup_key(cfg) if cfg.warmup.steps else None,
+        "tokenizer": tokenizer_fingerprint(tokenizer),
+        "task": cfg.task.name, "split": args.split,
+        "group_size": G, "temperature": r.temperature, "top_p": r.top_p, "max_new_tokens": r.max_new_tokens,
+        # The trainer's old log-probs are taken under the same autocast; offline ratios start at 1.
+        "logprob_precision": "bf16" if bf16 else "float32",
+        "judge": cfg.judge.kind if judge else None, "judge_scope": cfg.algorithm.scope if judge else None,
+        "step_mode": task.step_mode, "max_steps": cfg.judge.max_steps,
+        "seed": cfg.train.seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    per_call = args.batch_prompts or r.prompts_per_step
+    totals = {"responses": 0, "correct": 0.0, "all_negative": 0, "all_positive": 0, "judged": 0, "failed": 0, "tokens": 0}
+    bar = None
+    if cfg.train.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(problems), desc="rollout", unit="problem", dynamic_ncols=True)
+    start = time.perf_counter()
+    with RolloutsWriter(args.out, header, overwrite=args.overwrite) as writer:
+        for first in range(0, len(problems), per_call):
+            batch = problems[first : first + per_call]
+            rollout = generate(policy, tokenizer, [prompt(p.question) for p in batch], n=G, temperature=r.temperature,
+                               top_p=r.top_p, max_new_tokens=r.max_new_tokens)
+            with torch.no_grad(), autocast(device, cfg.train.bf16):
+                logp = torch.cat([token_logprobs(policy, rollout.select(c), r.temperature)[0]
+                                  for c in torch.arange(len(rollout.texts)).split(cfg.optim.mini_batch_size)])
+            outcomes = torch.tensor([task.verify(t, batch[i // G]) for i, t in enumerate(rollout.texts)]).view(-1, G)
+            verdicts = [None] * len(rollout.texts)
+            if judge is not None:
+                index = judge_mask(outcomes, cfg.algorithm.scope).reshape(-1).nonzero().squeeze(1).tolist()
+                requests = requests_for(batch, rollout.texts, index, G, task.step_mode, cfg.judge.max_steps)
+                for i, v in zip(index, ask_judge(judge, requests, log)):
+                    verdicts[i] = v
+                totals["judged"] += len(index)
+                totals["failed"] += sum(not verdicts[i].ok for i in index)
+            parts = unpack(rollout, logp)
+            for g, p in enumerate(batch):
+                records = []
+                for j in range(G):
+                    i = g * G + j
+                    prompt_ids, response_ids, lp = parts[i]
+                    records.append(RolloutRecord(
+                        group=first + g, sample=j, problem_id=p.id, problem=p.question, reference=p.reference or None,
+                        answer=p.answer or None, prompt=prompt(p.question), response=rollout.texts[i],
+                        prompt_ids=prompt_ids, response_ids=response_ids, logprobs=lp,
+                        outcome=float(outcomes.view(-1)[i]), verdict=verdicts[i],
+                    ))
+                writer.write_group(records)
+            kinds = classify_groups(outcomes)
+            totals["responses"] += len(rollout.texts)
+            totals["correct"] += float(outcomes.sum())
+            totals["all_negative"] += int(kinds.all_negative.sum())
+            totals["all_positive"] += int(kinds.all_positive.sum())
+            totals["tokens"] += int(rollout.response_mask.sum())
+            if bar is not None:
+                bar.update(len(batch))
+                bar.set_postfix(acc=f"{totals['correct'] / totals['responses']:.2f}",
+                                all_neg=f"{totals['all_negative'] / (totals['responses'] // G):.2f}")
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - start
+    n_groups = totals["responses"] // G
+    print(
+        f"wrote {n_groups} groups x {G} responses to {args.out} in {seconds:.1f}s "
+        f"({totals['tokens'] / seconds:.0f} tokens/s): accuracy {totals['correct'] / totals['responses']:.3f}, "
+        f"all-negative {totals['all_negative'] / n_groups:.3f}, all-positive {totals['all_positive'] / n_groups:.3f}"
+    )
+    if judge is not None:
+        print(f"judged {totals['judged']} responses ({cfg.algorithm.scope}), {totals['failed']} failed verdicts; "
+              + ", ".join(f"{k}={v}" for k, v in collect_stats(judge).items()))
+    return 0

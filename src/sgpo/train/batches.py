@@ -1,0 +1,107 @@
+"""Where a training step's groups come from: sampled from the policy (online) or read from a
+rollouts file (offline). Either way the trainer gets a :class:`Batch` and goes on the same way:
+judge -> rewards and advantages -> update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sgpo.judges.base import Verdict
+from sgpo.rollout import Rollout
+from sgpo.rollouts import RolloutsError, RolloutsFile, check_compatible, pack, read_rollouts
+from sgpo.steps import split_steps
+from sgpo.tasks.base import Problem
+from sgpo.train.config import Config, ConfigError
+from sgpo.train.judging import usable
+
+
+@dataclass
+class Batch:
+    """N groups of G responses, prompt-major (response i belongs to problem i // G)."""
+
+    problems: list[Problem]
+    """[N] the groups' problems."""
+    rollout: Rollout
+    """N * G sequences."""
+    outcomes: torch.Tensor
+    """[N, G] verifier outcomes in {0, 1}."""
+    behaviour_logp: torch.Tensor | None = None
+    """[N * G, T] log-probs of the policy that sampled the responses (offline); None: the current
+    policy sampled them, and the update takes its own log-probs before the first step."""
+    verdicts: list[Verdict | None] | None = None
+    """[N * G] stored verdicts (offline; None where a response was not judged)."""
+
+
+class StoredBatches:
+    """Groups of a rollouts file, validated against the run's config before training starts.
+
+    ``take`` turns group indices (from the trainer's seeded :class:`PromptStream`) into a batch,
+    so the data position in a checkpoint is all a resumed run needs.
+    """
+
+    def __init__(self, cfg: Config, log=print):
+        if cfg.data.rollouts is None:
+            raise ConfigError("train.mode=offline needs a rollouts file: data.rollouts=FILE (written by `sgpo rollout`)")
+        self.file: RolloutsFile = read_rollouts(cfg.data.rollouts, log=lambda m: log(f"warning: {m}"))
+        if not self.file.groups:
+            raise RolloutsError(f"{self.file.path}: no complete group of responses to train on")
+        self.cfg = cfg
+        log(
+            f"offline: {len(self.file.groups)} groups of {self.file.group_size} from {self.file.path}"
+            + (f" ({self.file.dropped_groups} incomplete group(s) dropped)" if self.file.dropped_groups else "")
+        )
+
+    def __len__(self) -> int:
+        return len(self.file.groups)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.file.sha256
+
+    def validate(self, tokenizer, step_mode: str, log=print) -> None:
+        """Check the file against the configured tokenizer, group size and temperature, and, with
+        token-unit RTS, that stored verdicts count the steps as this run splits them."""
+        cfg = self.cfg
+        check_compatible(self.file, tokenizer, cfg.rollout.group_size, cfg.rollout.temperature)
+        if cfg.algorithm.rts_unit == "tokens":
+            for group in self.file.groups:
+                for r in group:
+                    if usable(r.verdict):
+                        K = len(split_steps(r.response, step_mode, cfg.judge.max_steps))
+                        if K != r.verdict.n_steps:
+                            raise RolloutsError(
+                                f"{self.file.path}:{r.line}: field 'verdict.n_steps': is {r.verdict.n_steps} but this run "
+                                f"splits the response into {K} steps (step mode {step_mode!r}, judge.max_steps="
+                                f"{cfg.judge.max_steps}); use the judge.max_steps the file was judged with"
+                            )
+        h = self.file.header
+        if h.get("logprob_precision") not in (None, "bf16" if cfg.train.bf16 else "float32"):
+            log(
+                f"warning: {self.file.path}: behaviour log-probs were computed in {h['logprob_precision']} but this run "
+                f"computes log-probs with train.bf16={cfg.train.bf16}; importance ratios start off 1 by that rounding"
+            )
+
+    def missing_verdicts(self, scope_mask) -> int:
+        """Responses in the judging scope with no stored verdict. ``scope_mask``: [N, G] outcomes -> [N, G] bool."""
+        missing = 0
+        for group in self.file.groups:
+            outcomes = torch.tensor([[r.outcome for r in group]])
+            for r, needed in zip(group, scope_mask(outcomes)[0].tolist()):
+                missing += needed and r.verdict is None
+        return missing
+
+    def take(self, groups: list[int], pad_id: int, device: torch.device | str = "cpu") -> Batch:
+        """The batch of the file's groups at ``groups`` (in that order); sequences on ``device``."""
+        records = [r for g in groups for r in self.file.groups[g]]
+        rollout, logp = pack(records, pad_id)
+        rollout = Rollout(rollout.input_ids.to(device), rollout.attention_mask.to(device), rollout.response_mask.to(device), rollout.texts)
+        G = self.file.group_size
+        outcomes = torch.tensor([r.outcome for r in records]).view(-1, G)
+        problems = [self.file.groups[g][0].problem_obj for g in groups]
+        return Batch(problems, rollout, outcomes, logp, [r.verdict for r in records])
+
+
+__all__ = ["Batch", "StoredBatches"]

@@ -1,0 +1,253 @@
+"""`sgpo rollout` and offline training on its file, end to end on a tiny model (CPU, seconds)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from sgpo.judges import Verdict
+from sgpo.judges.base import JudgeRequest
+from sgpo.rollout import token_logprobs
+from sgpo.rollouts import read_rollouts
+from sgpo.train.config import ConfigError, load_config
+from sgpo.train.judging import NO_STEPS, ask_judge
+from sgpo.train.metrics import read_jsonl
+from sgpo.train.setup import autocast
+from sgpo.train.trainer import Trainer
+from test_train import _comparable, sgpo_cli, tiny_overrides
+
+N_PROBLEMS, G = 8, 4
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    """A directory with a warm-up cache, shared by the tests of this module."""
+    return tmp_path_factory.mktemp("offline")
+
+
+def overrides(base: Path, *extra: str) -> list[str]:
+    return tiny_overrides(base, *extra)
+
+
+@pytest.fixture(scope="module")
+def rollouts(base) -> Path:
+    """A judged rollouts file written by `sgpo rollout` (bf16 log-probs, as the trainer's default)."""
+    out = base / "rollouts.jsonl"
+    proc = sgpo_cli("rollout", "--out", str(out), "--judge", "--problems", str(N_PROBLEMS), *overrides(base))
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote {N_PROBLEMS} groups x {G} responses" in proc.stdout
+    return out
+
+
+def _trainer(base: Path, run: Path, *extra: str) -> Trainer:
+    return Trainer(load_config(None, overrides(base, *extra)), run, log=lambda *a: None)
+
+
+def test_rollout_writes_a_valid_judged_file(rollouts, base):
+    rf = read_rollouts(rollouts)
+    h = rf.header
+    assert (h["group_size"], h["temperature"], h["max_new_tokens"], h["logprob_precision"]) == (G, 1.0, 24, "bf16")
+    assert h["judge"] == "rule" and h["judge_scope"] == "all_negative" and h["tokenizer"]["vocab_size"] > 0
+    assert len(rf.groups) == N_PROBLEMS and rf.skipped_lines == 0
+    assert len({g[0].problem_id for g in rf.groups}) == N_PROBLEMS
+    for g in rf.groups:
+        all_negative = all(r.outcome == 0.0 for r in g)
+        for r in g:
+            assert len(r.logprobs) == len(r.response_ids) and all(lp <= 0 for lp in r.logprobs)
+            # Judged exactly when in scope: the wrong responses of all-negative groups.
+            assert (r.verdict is not None) == all_negative
+            if r.verdict is not None and not r.response.strip():
+                assert r.verdict.status == "invalid"
+
+
+def test_stored_logprobs_equal_the_trainers_at_step_one(rollouts, base, tmp_path):
+    """Importance ratios start at exactly 1: behaviour log-probs are recomputed bit for bit.
+
+    The file's log-probs were taken under bf16 autocast, as the trainer takes its own; the same
+    policy recomputes them on a differently padded batch to within 1e-6. Recomputing in float32
+    instead differs by far more, which is why the header records the precision.
+    """
+    trainer = _trainer(base, tmp_path / "run", "train.mode=offline", f"data.rollouts={rollouts}")
+    batch = trainer._next_batch(3)
+    mask = batch.rollout.response_mask.bool()
+    with torch.no_grad(), autocast(trainer.device, True):
+        same, _ = token_logprobs(trainer.policy, batch.rollout, 1.0)
+    with torch.no_grad():
+        fp32, _ = token_logprobs(trainer.policy, batch.rollout, 1.0)
+    ratio = torch.exp(same - batch.behaviour_logp)[mask]
+    assert (ratio - 1).abs().max().item() <= 1e-6
+    assert (fp32 - batch.behaviour_logp)[mask].abs().max().item() > 1e-4
+
+
+def test_offline_training_runs_and_starts_on_policy(rollouts, base, tmp_path):
+    run = tmp_path / "run"
+    proc = sgpo_cli("train", *overrides(base, "trainer.mode=offline", f"data.rollouts={rollouts}", "train.steps=3",
+                                        f"train.out_dir={run}"))
+    assert proc.returncode == 0, proc.stderr
+    metrics = read_jsonl(run / "metrics.jsonl")
+    assert [m["step"] for m in metrics] == [1, 2, 3]
+    # Until the first update with signal the policy is the behaviour policy: ratios are 1.
+    assert metrics[0]["offline/logp_gap_max"] <= 1e-6 and metrics[0]["clip_frac"] == 0.0
+    # Every verdict SGPO needs is in the file: the judge is never asked.
+    assert all(m["sgpo/judge_calls_total"] == 0 for m in metrics)
+    assert all(m["time/generate"] < 1.0 for m in metrics)
+    assert "eval/accuracy" in metrics[-1]
+    state = torch.load(run / "checkpoints" / "step_3" / "trainer_state.pt", weights_only=False)
+    assert state["data_position"] == 3 * 2
+    assert state["rollouts_sha256"] == read_rollouts(rollouts).sha256
+    # Samples come from the file, in the stream's order.
+    stored = {r.response for r in read_rollouts(rollouts).records()}
+    assert {s["completion"] for s in read_jsonl(run / "samples.jsonl")} <= stored
+
+
+def test_offline_epochs_cycle_through_the_file(rollouts, base, tmp_path):
+    trainer = _trainer(base, tmp_path / "run", "train.mode=offline", f"data.rollouts={rollouts}")
+    seen = [p.id for _ in range(2 * N_PROBLEMS // 2) for p in trainer._next_batch(2).problems]
+    ids = {g[0].problem_id for g in read_rollouts(rollouts).groups}
+    assert set(seen[:N_PROBLEMS]) == ids and set(seen[N_PROBLEMS:]) == ids  # each epoch sees every group once
+
+
+def test_offline_resume_after_sigkill_is_exact(rollouts, base, tmp_path):
+    common = overrides(base, "trainer.mode=offline", f"data.rollouts={rollouts}", "train.steps=8", "train.save_every=2",
+                       "train.eval_every=1")
+    full = tmp_path / "full"
+    assert sgpo_cli("train", *common, f"train.out_dir={full}").returncode == 0
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "sgpo.cli", "train", *common, f"train.out_dir={killed}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    marker = killed / "checkpoints" / "step_2" / "trainer_state.pt"
+    deadline = time.time() + 120
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert marker.exists()
+    assert not (killed / "checkpoints" / "step_8").exists(), "the run finished before it could be killed"
+    resumed = sgpo_cli("train", "--resume", str(killed))
+    assert resumed.returncode == 0, resumed.stderr
+    assert _comparable(read_jsonl(killed / "metrics.jsonl")) == _comparable(read_jsonl(full / "metrics.jsonl"))
+    a = torch.load(full / "checkpoints" / "step_8" / "trainer_state.pt", weights_only=False)
+    b = torch.load(killed / "checkpoints" / "step_8" / "trainer_state.pt", weights_only=False)
+    assert a["data_position"] == b["data_position"] == 16
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(full / "checkpoints" / "step_8" / "model.safetensors"), load_file(killed / "checkpoints" / "step_8" / "model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_refuses_a_changed_rollouts_file(rollouts, base, tmp_path):
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes(rollouts.read_bytes())
+    run = tmp_path / "run"
+    assert sgpo_cli("train", *overrides(base, "trainer.mode=offline", f"data.rollouts={copy}", "train.steps=1",
+                                        f"train.out_dir={run}")).returncode == 0
+    lines = copy.read_text().splitlines()
+    copy.write_text("\n".join(lines[:-G]) + "\n")  # one group fewer
+    proc = sgpo_cli("train", "--resume", str(run))
+    assert proc.returncode == 2 and "has changed since" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _rewrite(src: Path, dst: Path, edit) -> Path:
+    lines = src.read_text().splitlines()
+    out = [lines[0]] + [json.dumps(edit(json.loads(x))) for x in lines[1:]]
+    dst.write_text("\n".join(out) + "\n")
+    return dst
+
+
+def test_empty_responses_are_failed_verdicts_not_crashes(rollouts, base, tmp_path):
+    """Every other response emptied and unjudged: the configured judge is asked about the rest,
+    the empty ones become counted failures (plain GRPO), and training goes on."""
+    eos = read_rollouts(rollouts).groups[0][0].response_ids[-1]  # any id in the vocabulary will do
+
+    def edit(r):
+        r["verdict"] = None
+        if r["sample"] % 2 == 0:
+            r.update(response="", response_ids=[eos], logprobs=[-0.5], outcome=0.0)
+        return r
+
+    path = _rewrite(rollouts, tmp_path / "empty.jsonl", edit)
+    trainer = _trainer(base, tmp_path / "run", "train.mode=offline", f"data.rollouts={path}", "algorithm.scope=all_incorrect",
+                       "train.log_samples=8")
+    assert trainer.judge is not None  # verdicts are missing, so the configured judge is built
+    for _ in range(2):
+        m = trainer.step()
+        wrong = round((1 - m["accuracy/train"]) * 8)
+        assert m["sgpo/judged_responses"] == wrong
+        assert m["sgpo/judge_failures"] >= 4  # the four empty responses, at least
+    assert trainer.judge_calls <= 2 * 4  # empty responses never reach the judge
+    samples = read_jsonl(tmp_path / "run" / "samples.jsonl")
+    empty = [s for s in samples if s["completion"] == ""]
+    assert len(empty) == 8
+    assert all(s["verdict"]["status"] == "invalid" and s["reward"] == 0.0 for s in empty)
+
+
+def test_ask_judge_never_sends_empty_steps():
+    class StrictJudge:
+        def judge(self, requests):
+            assert all(r.steps for r in requests), "a request without steps reached the judge"
+            return [Verdict(0, len(r.steps)) for r in requests]
+
+    reqs = [JudgeRequest("q", []), JudgeRequest("q", ["1 + 1 = 2"]), JudgeRequest("q", [])]
+    out = ask_judge(StrictJudge(), reqs)
+    assert [v.status for v in out] == ["invalid", "ok", "invalid"] and out[0].raw == NO_STEPS
+
+
+def test_offline_judges_missing_verdicts_with_the_configured_judge(rollouts, base, tmp_path):
+    path = _rewrite(rollouts, tmp_path / "bare.jsonl", lambda r: {**r, "verdict": None})
+    trainer = _trainer(base, tmp_path / "run", "train.mode=offline", f"data.rollouts={path}")
+    m = trainer.step()
+    assert trainer.judge_calls > 0 and m["sgpo/judge_calls_total"] == trainer.judge_calls
+    # The same groups with stored verdicts give the same rewards without asking the judge.
+    stored = _trainer(base, tmp_path / "run2", "train.mode=offline", f"data.rollouts={rollouts}")
+    m2 = stored.step()
+    assert stored.judge is None and m2["reward/mean"] == pytest.approx(m["reward/mean"])
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["trainer.mode=offline"], ["train.mode=offline needs a rollouts file", "data.rollouts"]),
+        (["trainer.mode=offline", "data.rollouts=/nonexistent/r.jsonl"], ["/nonexistent/r.jsonl"]),
+        (["trainer.mode=offline", "data.rollouts={rollouts}", "rollout.group_size=8"], ["{rollouts}:1: field 'group_size'"]),
+        (["trainer.mode=offline", "data.rollouts={rollouts}", "rollout.temperature=0.7"], ["{rollouts}:1: field 'temperature'"]),
+    ],
+)
+def test_offline_validation_fails_before_training(rollouts, base, tmp_path, extra, words):
+    run = tmp_path / "run"
+    extra = [e.format(rollouts=rollouts) for e in extra]
+    proc = sgpo_cli("train", *overrides(base, f"train.out_dir={run}", *extra))
+    assert proc.returncode == 2, proc.stderr
+    for w in [w.format(rollouts=rollouts) for w in words]:
+        assert w in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (run / "metrics.jsonl").exists()
+
+
+def test_offline_rejects_a_file_from_another_tokenizer(rollouts, base, tmp_path):
+    path = _rewrite(rollouts, tmp_path / "other.jsonl", lambda r: r)
+    lines = path.read_text().splitlines()
+    head = json.loads(lines[0])
+    head["tokenizer"]["fingerprint"] = "0000000000000000"
+    path.write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n")
+    with pytest.raises(ConfigError, match=rf"{path}:1: field 'tokenizer'"):
+        _trainer(base, tmp_path / "run", "train.mode=offline", f"data.rollouts={path}")
+
+
+def test_offline_trains_on_a_file_cut_mid_line(rollouts, base, tmp_path):
+    path = tmp_path / "cut.jsonl"
+    data = rollouts.read_bytes()
+    path.write_bytes(data[: len(data) - 25])
+    logs = []
+    trainer = Trainer(load_config(None, overrides(base, "train.mode=offline", f"data.rollouts={path}")), tmp_path / "run",
+                      log=logs.append)
+    assert len(trainer.offline) == N_PROBLEMS - 1
+    assert any("incomplete last line" in m and f"{path}:" in m for m in logs)
+    assert any("dropped" in m for m in logs)
+    trainer.step()
