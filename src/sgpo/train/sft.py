@@ -136,6 +136,8 @@ def _base_policy(cfg: Config, device: torch.device, log=print):
         tmp.rename(cached)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
+    # As if loaded from the cache: LoRA checkpoints name this directory as their base model.
+    model.name_or_path = model.config._name_or_path = str(cached)
     return model, tokenizer
 
 
