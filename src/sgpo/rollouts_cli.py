@@ -118,6 +118,8 @@ def run(args) -> int:
                                 all_neg=f"{totals['all_negative'] / (totals['responses'] // G):.2f}")
     if bar is not None:
         bar.close()
+    if hasattr(task, "close"):
+        task.close()  # e.g. the math verifier's worker processes
     seconds = time.perf_counter() - start
     n_groups = totals["responses"] // G
     print(
