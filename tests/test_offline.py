@@ -251,3 +251,14 @@ def test_offline_trains_on_a_file_cut_mid_line(rollouts, base, tmp_path):
     assert any("incomplete last line" in m and f"{path}:" in m for m in logs)
     assert any("dropped" in m for m in logs)
     trainer.step()
+
+
+def test_stored_logprobs_are_the_old_logprobs_of_the_ratio(rollouts, base, tmp_path):
+    """Shift every stored log-prob by -1: the ratios become e (clipped wherever A > 0) at step one."""
+    shifted = _rewrite(rollouts, tmp_path / "shifted.jsonl", lambda r: {**r, "logprobs": [x - 1.0 for x in r["logprobs"]]})
+    signal = ["algorithm.method=random", "algorithm.scope=all_incorrect"]  # every group has non-zero advantages
+    true = _trainer(base, tmp_path / "a", "train.mode=offline", f"data.rollouts={rollouts}", *signal).step()
+    moved = _trainer(base, tmp_path / "b", "train.mode=offline", f"data.rollouts={shifted}", *signal).step()
+    assert true["clip_frac"] == 0.0 and true["offline/logp_gap_max"] <= 1e-6
+    assert moved["offline/logp_gap_mean"] == pytest.approx(1.0, abs=1e-5)
+    assert moved["clip_frac"] > 0.2 and moved["loss"] != pytest.approx(true["loss"])
