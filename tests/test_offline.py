@@ -218,6 +218,8 @@ def test_offline_judges_missing_verdicts_with_the_configured_judge(rollouts, bas
         (["trainer.mode=offline", "data.rollouts=/nonexistent/r.jsonl"], ["/nonexistent/r.jsonl"]),
         (["trainer.mode=offline", "data.rollouts={rollouts}", "rollout.group_size=8"], ["{rollouts}:1: field 'group_size'"]),
         (["trainer.mode=offline", "data.rollouts={rollouts}", "rollout.temperature=0.7"], ["{rollouts}:1: field 'temperature'"]),
+        (["trainer.mode=offline", "data.rollouts={rollouts}", "algorithm.rts_unit=tokens", "judge.max_steps=1"],
+         ["field 'verdict.n_steps'", "judge.max_steps=1"]),
     ],
 )
 def test_offline_validation_fails_before_training(rollouts, base, tmp_path, extra, words):
