@@ -44,6 +44,8 @@ def test_training_step_with_a_failing_judge_counts_failures(fault, tmp_path):
     stats = collect_stats(trainer.judge)
     status = "invalid" if fault == "garbage" else "error"
     assert stats[f"judge/failures/{status}"] == 4 and stats["judge/calls"] >= 4
+    # The same counters reach metrics.jsonl through the step's metrics.
+    assert metrics[f"judge/failures/{status}"] == 4 and metrics["judge/calls"] == stats["judge/calls"]
 
 
 def test_failed_verdicts_keep_outcome_rewards_in_the_core():

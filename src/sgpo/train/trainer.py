@@ -24,6 +24,7 @@ import torch
 from sgpo.core import METHODS, ShapingParams, classify_groups, judge_mask, needs_judge, policy_loss, rts_from_steps, rts_from_tokens
 from sgpo.judges import Verdict
 from sgpo.judges.config import build_judge
+from sgpo.judges.stats import collect_stats
 from sgpo.rollout import Rollout, generate, token_logprobs
 from sgpo.rollouts import RolloutsError
 from sgpo.steps import split_steps
@@ -236,6 +237,9 @@ class Trainer:
             "tokens_per_s": n_tokens / t_step,
             "response_tokens/mean": n_tokens / len(rollout.texts),
         }
+        if self.judge is not None:
+            # Calls, retries, failures by status, cache hits: counted since this process built the judge.
+            metrics.update(collect_stats(self.judge))
         self._log_samples(problems, rollout, outcomes, shaped, verdicts)
         return metrics
 
