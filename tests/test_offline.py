@@ -16,7 +16,7 @@ import torch
 from sgpo.judges import Verdict
 from sgpo.judges.base import JudgeRequest
 from sgpo.rollout import token_logprobs
-from sgpo.rollouts import read_rollouts
+from sgpo.rollouts import pack, read_rollouts
 from sgpo.train.config import ConfigError, load_config
 from sgpo.train.judging import NO_STEPS, ask_judge
 from sgpo.train.metrics import read_jsonl
@@ -33,8 +33,12 @@ def base(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("offline")
 
 
+#: Numbers up to 30 are one or two tokens, so prompts differ in length and batches pad them.
+VARIED = ["task.start_max=30", "task.operand_max=20", "task.value_max=60"]
+
+
 def overrides(base: Path, *extra: str) -> list[str]:
-    return tiny_overrides(base, *extra)
+    return tiny_overrides(base, *VARIED, *extra)
 
 
 @pytest.fixture(scope="module")
@@ -71,20 +75,34 @@ def test_rollout_writes_a_valid_judged_file(rollouts, base):
 def test_stored_logprobs_equal_the_trainers_at_step_one(rollouts, base, tmp_path):
     """Importance ratios start at exactly 1: behaviour log-probs are recomputed bit for bit.
 
-    The file's log-probs were taken under bf16 autocast, as the trainer takes its own; the same
-    policy recomputes them on a differently padded batch to within 1e-6. Recomputing in float32
-    instead differs by far more, which is why the header records the precision.
+    The file's log-probs were taken under bf16 autocast, as the trainer takes its own, with every
+    sequence laid out as prompt_width + response_width columns; the same policy recomputes them
+    in batches of other groups to within 1e-6. Both choices matter: recomputing in float32, or
+    with other padding, moves the log-probs by far more.
     """
+    rf = read_rollouts(rollouts)
+    assert len({len(g[0].prompt_ids) for g in rf.groups}) > 1  # prompts of several lengths: padding is exercised
+    P, T = rf.header["prompt_width"], rf.header["response_width"]
     trainer = _trainer(base, tmp_path / "run", "train.mode=offline", f"data.rollouts={rollouts}")
-    batch = trainer._next_batch(3)
-    mask = batch.rollout.response_mask.bool()
-    with torch.no_grad(), autocast(trainer.device, True):
-        same, _ = token_logprobs(trainer.policy, batch.rollout, 1.0)
-    with torch.no_grad():
-        fp32, _ = token_logprobs(trainer.policy, batch.rollout, 1.0)
-    ratio = torch.exp(same - batch.behaviour_logp)[mask]
-    assert (ratio - 1).abs().max().item() <= 1e-6
-    assert (fp32 - batch.behaviour_logp)[mask].abs().max().item() > 1e-4
+    worst = {"same": 0.0, "fp32": 0.0, "other padding": 0.0}
+    # Each group alone (its prompt may be shorter than the batch's longest), then the stream's pairs.
+    batches = [trainer.offline.take([g], trainer.tokenizer.pad_token_id) for g in range(N_PROBLEMS)]
+    batches += [trainer._next_batch(2) for _ in range(N_PROBLEMS // 2)]
+    for batch in batches:
+        mask = batch.rollout.response_mask.bool()
+        assert batch.rollout.input_ids.shape[1] == P + T
+        records = [r for p in batch.problems for g in rf.groups if g[0].problem_id == p.id for r in g]
+        with torch.no_grad(), autocast(trainer.device, True):
+            same, _ = token_logprobs(trainer.policy, batch.rollout, 1.0)
+            for extra in (1, 3, 5):
+                other, _ = token_logprobs(trainer.policy, pack(records, trainer.tokenizer.pad_token_id, P + extra, T + extra)[0], 1.0)
+                worst["other padding"] = max(worst["other padding"], (other[:, :T] - batch.behaviour_logp)[mask].abs().max().item())
+        with torch.no_grad():
+            fp32, _ = token_logprobs(trainer.policy, batch.rollout, 1.0)
+        worst["same"] = max(worst["same"], (torch.exp(same - batch.behaviour_logp)[mask] - 1).abs().max().item())
+        worst["fp32"] = max(worst["fp32"], (fp32 - batch.behaviour_logp)[mask].abs().max().item())
+    assert worst["same"] <= 1e-6, worst
+    assert worst["fp32"] > 1e-4 and worst["other padding"] > 1e-5, worst
 
 
 def test_offline_training_runs_and_starts_on_policy(rollouts, base, tmp_path):

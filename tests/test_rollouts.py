@@ -11,7 +11,8 @@ import torch
 from sgpo.judges import Verdict
 from sgpo.models import arith_tokenizer
 from sgpo.rollouts import (
-    RolloutRecord, RolloutsError, RolloutsWriter, check_compatible, pack, read_rollouts, tokenizer_fingerprint, unpack,
+    RolloutRecord, RolloutsError, RolloutsWriter, check_compatible, on_responses, pack, read_rollouts, tokenizer_fingerprint,
+    unpack,
 )
 
 G = 4
@@ -71,7 +72,13 @@ def test_pack_lays_out_like_generate_and_unpack_inverts_it():
     assert rollout.attention_mask.tolist() == [[0, 0, 1, 1, 1, 1, 0, 0], [1] * 8]
     assert rollout.response_mask.tolist() == [[1, 0, 0], [1, 1, 1]]
     assert logp.dtype == torch.float32 and logp[0].tolist() == [-0.5, 0.0, 0.0]
-    assert [(p, r, lp) for p, r, lp in unpack(rollout, logp)] == [(x.prompt_ids, x.response_ids, x.logprobs) for x in recs]
+    assert unpack(rollout) == [(x.prompt_ids, x.response_ids) for x in recs]
+    assert on_responses(rollout, logp) == [x.logprobs for x in recs]
+    # A fixed prompt width pads every prompt the same way whatever else is in the batch.
+    wide, _ = pack(recs[:1], pad_id=0, prompt_width=6)
+    assert wide.input_ids.tolist() == [[0, 0, 0, 4, 20, 5, 7]] and unpack(wide) == [(recs[0].prompt_ids, [7])]
+    with pytest.raises(ValueError, match="prompt_width=4"):
+        pack(recs, pad_id=0, prompt_width=4)
 
 
 def test_writer_refuses_to_overwrite_and_rejects_bad_records(tmp_path):
@@ -184,7 +191,7 @@ def test_bad_record_names_file_line_and_field(tmp_path, line, change, field):
 @pytest.mark.parametrize(
     "change, field",
     [({"group_size": 1}, "group_size"), ({"temperature": 0}, "temperature"), ({"version": 2}, "version"),
-     ({"tokenizer": "llama"}, "tokenizer")],
+     ({"tokenizer": "llama"}, "tokenizer"), ({"prompt_width": 0}, "prompt_width")],
 )
 def test_bad_header_names_the_field(tmp_path, change, field):
     path = write_file(tmp_path / "r.jsonl", [group(0)])
@@ -192,6 +199,15 @@ def test_bad_header_names_the_field(tmp_path, change, field):
     lines[0] = json.dumps({**json.loads(lines[0]), **change})
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(RolloutsError, match=rf"r\.jsonl:1: field '{field}'"):
+        read_rollouts(path)
+
+
+def test_a_prompt_wider_than_the_headers_prompt_width_is_named(tmp_path):
+    path = write_file(tmp_path / "r.jsonl", [group(0)], {**HEADER, "prompt_width": 3})
+    lines = lines_of(path)
+    lines[2] = json.dumps({**json.loads(lines[2]), "prompt_ids": [1, 2, 3, 4]})
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RolloutsError, match=r"r\.jsonl:3: field 'prompt_ids': has 4 tokens, more than the header's prompt_width 3"):
         read_rollouts(path)
 
 

@@ -8,7 +8,7 @@ line 1, the header (what produced the responses; offline training checks it agai
     {"format": "sgpo-rollouts", "version": 1, "model": "...", "tokenizer": {"name": "...",
      "vocab_size": 49152, "fingerprint": "..."}, "task": "arith", "group_size": 8,
      "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 48, "logprob_precision": "bf16",
-     "judge": "rule", "judge_scope": "all_negative", "step_mode": "line", "max_steps": null,
+     "prompt_width": 96, "response_width": 48, "judge": "rule", "judge_scope": "all_negative", "step_mode": "line", "max_steps": null,
      "seed": 0, "created": "2025-01-01T00:00:00+00:00"}
 
 every further line, one response (G lines per group, written group by group)::
@@ -22,6 +22,13 @@ every further line, one response (G lines per group, written group by group)::
 ``max_new_tokens``); ``logprobs[t]`` is the behaviour policy's log pi(y_t | y_<t) at the sampling
 temperature, computed as the trainer computes its old log-probs (see ``logprob_precision``).
 ``verdict`` is null when the response was not judged.
+
+``prompt_width`` and ``response_width`` (optional) are the widths every prompt was left-padded
+and every response right-padded to when the log-probs were computed, and the widths offline
+training pads to. Under bf16 a sequence's log-probs depend on its padding (on CPU, SmolLM2-135M
+moves by up to ~0.13 nats with the amount of left padding, and with the batch's total length);
+fixed widths lay each sequence out the same way in every batch, so the trainer recomputes the
+stored log-probs exactly.
 
 The writer appends one line per response and flushes it, so a crash loses at most the record
 being written. The reader treats an unterminated last line that is not valid JSON as a
@@ -203,6 +210,10 @@ def _check_header(h: dict, where: str) -> None:
     t = h.get("temperature")
     if not isinstance(t, (int, float)) or isinstance(t, bool) or not t > 0:
         raise _fail(where, "temperature", f"must be a number > 0, got {t!r}")
+    for name in ("prompt_width", "response_width"):
+        w = h.get(name)
+        if w is not None and (not _is_int(w) or w < 1):
+            raise _fail(where, name, f"must be null or an integer >= 1, got {w!r}")
     tok = h.get("tokenizer")
     if tok is not None and (not isinstance(tok, dict) or not {"vocab_size", "fingerprint"} <= set(tok)):
         raise _fail(where, "tokenizer", "must be null or an object with vocab_size and fingerprint")
@@ -324,6 +335,10 @@ def read_rollouts(path: str | Path, log: Callable[[str], None] = _warn_stderr) -
             header = obj
             continue
         record = _parse_record(obj, where, int(header["group_size"]), n)
+        for name, width in (("prompt_ids", header.get("prompt_width")), ("response_ids", header.get("response_width"))):
+            if width is not None and len(getattr(record, name)) > width:
+                raise _fail(where, name, f"has {len(getattr(record, name))} tokens, more than the header's "
+                                         f"{name.split('_')[0]}_width {width}")
         by_group.setdefault(record.group, []).append(record)
     if header is None:
         raise RolloutsError(f"{path}: empty file (no header line)")
@@ -407,48 +422,73 @@ def check_compatible(rf: RolloutsFile, tokenizer, group_size: int, temperature: 
 # -- tensors -------------------------------------------------------------------------------------
 
 
-def pack(records: list[RolloutRecord], pad_id: int) -> tuple[Rollout, torch.Tensor]:
-    """Stored responses as the trainer's batch layout, with their behaviour log-probs.
+def layout(
+    prompt_ids: list[list[int]], response_ids: list[list[int]], texts: list[str], pad_id: int,
+    prompt_width: int | None = None, response_width: int | None = None,
+) -> Rollout:
+    """Token ids as the trainer's batch layout: prompts left-padded to P, responses right-padded to T.
+
+    Args:
+        prompt_width, response_width: P and T; None: the longest prompt / response here. Fixed
+            widths lay each sequence out the same way in any batch (see the module docstring).
 
     Returns:
-        rollout: B sequences, prompts left-padded to the longest prompt P, responses right-padded to
-            the longest response T (the layout ``generate`` produces).
-        logprobs: [B, T] float32 behaviour log-probs, 0 on padding.
+        B sequences of width P + T, the layout ``generate`` produces.
     """
-    B = len(records)
-    P = max(len(r.prompt_ids) for r in records)
-    T = max(len(r.response_ids) for r in records)
+    B = len(prompt_ids)
+    P, T = max(len(p) for p in prompt_ids), max(len(r) for r in response_ids)
+    for name, longest, width in (("prompt", P, prompt_width), ("response", T, response_width)):
+        if width is not None and longest > width:
+            raise ValueError(f"a {name} of {longest} tokens does not fit {name}_width={width}")
+    P, T = prompt_width or P, response_width or T
     input_ids = torch.full((B, P + T), pad_id, dtype=torch.long)
     attention = torch.zeros(B, P + T, dtype=torch.long)
     response_mask = torch.zeros(B, T, dtype=torch.long)
-    logprobs = torch.zeros(B, T, dtype=torch.float32)
-    for b, r in enumerate(records):
-        p, t = len(r.prompt_ids), len(r.response_ids)
-        input_ids[b, P - p : P] = torch.tensor(r.prompt_ids)
-        input_ids[b, P : P + t] = torch.tensor(r.response_ids)
-        attention[b, P - p : P + t] = 1
-        response_mask[b, :t] = 1
-        logprobs[b, :t] = torch.tensor(r.logprobs, dtype=torch.float32)
-    return Rollout(input_ids, attention, response_mask, [r.response for r in records]), logprobs
+    for b, (p, r) in enumerate(zip(prompt_ids, response_ids)):
+        input_ids[b, P - len(p) : P] = torch.tensor(p)
+        input_ids[b, P : P + len(r)] = torch.tensor(r)
+        attention[b, P - len(p) : P + len(r)] = 1
+        response_mask[b, : len(r)] = 1
+    return Rollout(input_ids, attention, response_mask, list(texts))
 
 
-def unpack(rollout: Rollout, logprobs: torch.Tensor) -> list[tuple[list[int], list[int], list[float]]]:
-    """(prompt_ids, response_ids, logprobs) per sequence of a sampled batch: padding removed.
+def pack(
+    records: list[RolloutRecord], pad_id: int, prompt_width: int | None = None, response_width: int | None = None
+) -> tuple[Rollout, torch.Tensor]:
+    """Stored responses in the trainer's batch layout (:func:`layout`), with their behaviour log-probs.
 
-    Args:
-        rollout: B sequences as ``generate`` returns them.
-        logprobs: [B, T] log-probs of the response tokens.
+    Returns:
+        rollout: B sequences.
+        logprobs: [B, T] float32 behaviour log-probs, 0 on padding.
     """
+    rollout = layout([r.prompt_ids for r in records], [r.response_ids for r in records], [r.response for r in records],
+                     pad_id, prompt_width, response_width)
+    logprobs = torch.zeros(rollout.response_mask.shape, dtype=torch.float32)
+    for b, r in enumerate(records):
+        logprobs[b, : len(r.logprobs)] = torch.tensor(r.logprobs, dtype=torch.float32)
+    return rollout, logprobs
+
+
+def unpack(rollout: Rollout) -> list[tuple[list[int], list[int]]]:
+    """(prompt_ids, response_ids) of each sequence of a batch, padding removed."""
     P = rollout.prompt_len
-    out = []
-    for b in range(len(rollout.texts)):
-        prompt = rollout.input_ids[b, :P][rollout.attention_mask[b, :P].bool()].tolist()
-        keep = rollout.response_mask[b].bool()
-        out.append((prompt, rollout.input_ids[b, P:][keep].tolist(), logprobs[b][keep].float().tolist()))
-    return out
+    return [
+        (rollout.input_ids[b, :P][rollout.attention_mask[b, :P].bool()].tolist(),
+         rollout.input_ids[b, P:][rollout.response_mask[b].bool()].tolist())
+        for b in range(len(rollout.texts))
+    ]
+
+
+def on_responses(rollout: Rollout, values: torch.Tensor) -> list[list[float]]:
+    """Per-token values ([B, T], e.g. log-probs) of each sequence's response tokens, padding removed."""
+    return [values[b][rollout.response_mask[b].bool()].float().tolist() for b in range(len(rollout.texts))]
+
+
+def to_device(rollout: Rollout, device) -> Rollout:
+    return Rollout(rollout.input_ids.to(device), rollout.attention_mask.to(device), rollout.response_mask.to(device), rollout.texts)
 
 
 __all__ = [
     "FORMAT", "VERSION", "RolloutRecord", "RolloutsError", "RolloutsFile", "RolloutsWriter", "check_compatible",
-    "pack", "read_rollouts", "tokenizer_fingerprint", "unpack",
+    "layout", "on_responses", "pack", "read_rollouts", "to_device", "tokenizer_fingerprint", "unpack",
 ]

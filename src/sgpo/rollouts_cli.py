@@ -38,7 +38,7 @@ def run(args) -> int:
     from sgpo.judges.config import build_judge
     from sgpo.judges.stats import collect_stats
     from sgpo.rollout import generate, token_logprobs
-    from sgpo.rollouts import RolloutRecord, RolloutsWriter, tokenizer_fingerprint, unpack
+    from sgpo.rollouts import RolloutRecord, RolloutsWriter, layout, on_responses, to_device, tokenizer_fingerprint, unpack
     from sgpo.train.judging import ask_judge, requests_for
     from sgpo.train.setup import autocast, bf16_supported, make_task, pick_device, prompt_for
     from sgpo.train.sft import initial_policy, warmup_key
@@ -56,6 +56,9 @@ def run(args) -> int:
     policy.eval()
     prompt = prompt_for(cfg, task, tokenizer)
     bf16 = cfg.train.bf16 and bf16_supported(device)
+    # Every sequence is laid out as prompt_width + max_new_tokens columns when its log-probs are
+    # taken, here and in offline training, so bf16 gives the same numbers in both.
+    prompt_width = max(len(ids) for ids in tokenizer([prompt(p.question) for p in problems], add_special_tokens=False)["input_ids"])
     header = {
         "model": cfg.model.path or f"tiny {cfg.model.arch} {cfg.model.n_layers}x{cfg.model.d_model}",
         "warmup": warmup_key(cfg) if cfg.warmup.steps else None,
@@ -63,7 +66,8 @@ def run(args) -> int:
         "task": cfg.task.name, "split": args.split,
         "group_size": G, "temperature": r.temperature, "top_p": r.top_p, "max_new_tokens": r.max_new_tokens,
         # The trainer's old log-probs are taken under the same autocast; offline ratios start at 1.
-        "logprob_precision": "bf16" if bf16 else "float32",
+        "logprob_precision": "bf16" if bf16 else "float32", "prompt_width": prompt_width,
+        "response_width": r.max_new_tokens,
         "judge": cfg.judge.kind if judge else None, "judge_scope": cfg.algorithm.scope if judge else None,
         "step_mode": task.step_mode, "max_steps": cfg.judge.max_steps,
         "seed": cfg.train.seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -81,9 +85,13 @@ def run(args) -> int:
             batch = problems[first : first + per_call]
             rollout = generate(policy, tokenizer, [prompt(p.question) for p in batch], n=G, temperature=r.temperature,
                                top_p=r.top_p, max_new_tokens=r.max_new_tokens)
+            ids = unpack(rollout)
+            fixed = to_device(layout([p for p, _ in ids], [x for _, x in ids], rollout.texts, tokenizer.pad_token_id,
+                                     prompt_width, r.max_new_tokens), rollout.input_ids.device)
             with torch.no_grad(), autocast(device, cfg.train.bf16):
-                logp = torch.cat([token_logprobs(policy, rollout.select(c), r.temperature)[0]
-                                  for c in torch.arange(len(rollout.texts)).split(cfg.optim.mini_batch_size)])
+                logp = torch.cat([token_logprobs(policy, fixed.select(c), r.temperature)[0]
+                                  for c in torch.arange(len(fixed.texts)).split(cfg.optim.mini_batch_size)])
+            logprobs = on_responses(fixed, logp)
             outcomes = torch.tensor([task.verify(t, batch[i // G]) for i, t in enumerate(rollout.texts)]).view(-1, G)
             verdicts = [None] * len(rollout.texts)
             if judge is not None:
@@ -93,16 +101,15 @@ def run(args) -> int:
                     verdicts[i] = v
                 totals["judged"] += len(index)
                 totals["failed"] += sum(not verdicts[i].ok for i in index)
-            parts = unpack(rollout, logp)
             for g, p in enumerate(batch):
                 records = []
                 for j in range(G):
                     i = g * G + j
-                    prompt_ids, response_ids, lp = parts[i]
+                    prompt_ids, response_ids = ids[i]
                     records.append(RolloutRecord(
                         group=first + g, sample=j, problem_id=p.id, problem=p.question, reference=p.reference or None,
                         answer=p.answer or None, prompt=prompt(p.question), response=rollout.texts[i],
-                        prompt_ids=prompt_ids, response_ids=response_ids, logprobs=lp,
+                        prompt_ids=prompt_ids, response_ids=response_ids, logprobs=logprobs[i],
                         outcome=float(outcomes.view(-1)[i]), verdict=verdicts[i],
                     ))
                 writer.write_group(records)

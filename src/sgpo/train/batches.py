@@ -11,7 +11,7 @@ import torch
 
 from sgpo.judges.base import Verdict
 from sgpo.rollout import Rollout
-from sgpo.rollouts import RolloutsError, RolloutsFile, check_compatible, pack, read_rollouts
+from sgpo.rollouts import RolloutsError, RolloutsFile, check_compatible, pack, read_rollouts, to_device
 from sgpo.steps import split_steps
 from sgpo.tasks.base import Problem
 from sgpo.train.config import Config, ConfigError
@@ -96,8 +96,10 @@ class StoredBatches:
     def take(self, groups: list[int], pad_id: int, device: torch.device | str = "cpu") -> Batch:
         """The batch of the file's groups at ``groups`` (in that order); sequences on ``device``."""
         records = [r for g in groups for r in self.file.groups[g]]
-        rollout, logp = pack(records, pad_id)
-        rollout = Rollout(rollout.input_ids.to(device), rollout.attention_mask.to(device), rollout.response_mask.to(device), rollout.texts)
+        # The layout the behaviour log-probs were computed in, so bf16 recomputes them exactly.
+        h = self.file.header
+        rollout, logp = pack(records, pad_id, h.get("prompt_width"), h.get("response_width"))
+        rollout = to_device(rollout, device)
         G = self.file.group_size
         outcomes = torch.tensor([r.outcome for r in records]).view(-1, G)
         problems = [self.file.groups[g][0].problem_obj for g in groups]
