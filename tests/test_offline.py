@@ -51,6 +51,17 @@ def rollouts(base) -> Path:
     return out
 
 
+def test_rollout_refuses_to_replace_a_file_and_names_bad_requests(rollouts, base):
+    before = rollouts.read_bytes()
+    proc = sgpo_cli("rollout", "--out", str(rollouts), *overrides(base))
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr and "Traceback" not in proc.stderr
+    assert rollouts.read_bytes() == before
+    # A task with a handful of distinct problems cannot give 50 (it fails before any warm-up).
+    small = ["task.start_max=1", "task.operand_max=1", "task.n_ops=1"]
+    proc = sgpo_cli("rollout", "--out", str(base / "x.jsonl"), "--problems", "50", *overrides(base), *small)
+    assert proc.returncode == 2 and "--problems 50" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def _trainer(base: Path, run: Path, *extra: str) -> Trainer:
     return Trainer(load_config(None, overrides(base, *extra)), run, log=lambda *a: None)
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import torch
 
-from sgpo.train.config import load_config
+from sgpo.train.config import ConfigError, load_config
 
 
 def add_arguments(parser) -> None:
@@ -44,11 +45,16 @@ def run(args) -> int:
     from sgpo.train.sft import initial_policy, warmup_key
 
     cfg = load_config(args.config, args.overrides)
+    if Path(args.out).exists() and not args.overwrite:
+        raise ConfigError(f"{args.out} exists; pass --overwrite to replace it")
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     device = pick_device(cfg)
     task = make_task(cfg)
     n = args.problems or (cfg.task.n_train if args.split == "train" else cfg.task.n_eval)
-    problems = task.problems(args.split, n)
+    try:
+        problems = task.problems(args.split, n)
+    except ValueError as e:  # e.g. more problems asked for than the task has: the user's to fix
+        raise ConfigError(f"--split {args.split} --problems {n}: {e}") from None
     judge = build_judge(cfg.judge, task) if args.judge else None  # before the warm-up, so a bad judge fails fast
     G, r = cfg.rollout.group_size, cfg.rollout
     torch.manual_seed(cfg.train.seed)  # as the trainer seeds before building its policy
