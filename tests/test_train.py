@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from sgpo.judges import Verdict
+from sgpo.train.compare import default_target, steps_to
 from sgpo.train.config import ConfigError, load_config
 from sgpo.train.metrics import read_jsonl
 from sgpo.train.trainer import Trainer
@@ -167,14 +168,27 @@ def test_compare_writes_report_and_summary(tmp_path):
         assert set(per_seed) == {"1", "2"}
         for run in per_seed.values():
             assert set(run) == {
-                "final_eval_accuracy", "best_eval_accuracy", "steps_to_target", "mean_all_negative_frac",
-                "judge_calls", "wall_seconds",
+                "final_eval_accuracy", "best_eval_accuracy", "final_eval_sampled", "best_eval_sampled",
+                "steps_to_target", "mean_all_negative_frac", "judge_calls", "wall_seconds",
             }
+            assert 0.0 <= run["final_eval_sampled"] <= 1.0
+    assert summary["metric"] == "eval/avg@2"  # tiny_overrides set train.eval_k=2
     assert summary["methods"]["grpo"]["1"]["judge_calls"] == 0
     report = (out / "report.md").read_text()
     assert "| sgpo |" in report and "| grpo |" in report
-    for name in ("eval_accuracy.png", "groups_all_negative_frac.png", "sgpo_recovered_groups_frac.png"):
+    for name in ("eval_avgat2.png", "eval_accuracy.png", "groups_all_negative_frac.png", "sgpo_recovered_groups_frac.png"):
         assert (out / "plots" / name).stat().st_size > 1000
     # The same seed gives the same prompts to every method: the first step's batch is identical.
     first = {m: read_jsonl(out / m / "seed_1" / "samples.jsonl")[0]["prompt"] for m in ("grpo", "sgpo")}
     assert first["grpo"] == first["sgpo"]
+
+
+def test_default_target_lies_between_the_start_and_the_best_method():
+    def run(*evals):
+        return [{"step": 10 * (i + 1), "eval/avg@4": v} for i, v in enumerate(evals)]
+
+    histories = {"grpo": [run(0.10, 0.12), run(0.14, 0.16)], "sgpo": [run(0.12, 0.30), run(0.12, 0.20)]}
+    # start = mean of first evals = 0.12; best method's mean final = 0.25; halfway = 0.185.
+    assert default_target(histories, "eval/avg@4") == pytest.approx(0.185)
+    assert steps_to(histories["sgpo"][0], 0.185, "eval/avg@4") == 20
+    assert steps_to(histories["grpo"][1], 0.185, "eval/avg@4") is None
