@@ -17,14 +17,12 @@ line-numbered errors, so a bad row is reported with its file and line before any
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
-
-class DataError(ValueError):
-    """A malformed data file, naming the file and line."""
+# The line-numbered reader is shared with the problem files (sgpo.datafiles); re-exported here.
+from sgpo.datafiles import DataError, write_jsonl
+from sgpo.datafiles import json_rows as _rows
 
 
 @dataclass(frozen=True)
@@ -54,28 +52,6 @@ class LabelledSolution:
 def first_error_from_labels(labels: list[bool]) -> int:
     """The index of the first False label, or -1."""
     return next((i for i, ok in enumerate(labels) if not ok), -1)
-
-
-def _rows(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for a JSONL file, or for each element of a JSON array file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    text = path.read_text()
-    if path.suffix == ".json" and text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: not valid JSON: {e}") from None
-        yield from ((i + 1, row) for i, row in enumerate(data))  # "line" = element number here
-        return
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            yield n, json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{n}: not valid JSON: {e}") from None
 
 
 def _str_list(value, what: str) -> list[str]:
@@ -138,13 +114,3 @@ def _read(path, parse) -> list[LabelledSolution]:
     if not out:
         raise DataError(f"{path}: no rows")
     return out
-
-
-def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
-    """Write dicts as JSON lines (creating parent directories)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    return path

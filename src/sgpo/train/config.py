@@ -49,6 +49,15 @@ class TaskConfig(_Section):
     prompt_template: Literal["auto", "chat", "plain"] = "auto"
     """``chat``: the tokenizer's chat template; ``plain``: question and newline, for base models;
     ``auto``: chat when the tokenizer has a template."""
+    answer_extraction: list[Literal["boxed", "answer_line", "last_number"]] = Field(
+        default=["boxed", "answer_line"], min_length=1
+    )
+    """Math only: how the final answer is found in a response, tried in order: ``boxed`` the last
+    ``\\boxed{...}``; ``answer_line`` what follows the last "answer is", "Answer:" or "####";
+    ``last_number`` the last number (lenient: rewards answers the model did not mark)."""
+    verify_timeout_s: float = Field(default=5.0, gt=0)
+    """Math only: seconds one math-verify comparison may take; a check that overruns is killed
+    and counts as wrong (its status is ``timeout``)."""
 
 
 class DataConfig(_Section):

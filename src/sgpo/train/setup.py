@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 import torch
 
 from sgpo.rollout import format_prompt
 from sgpo.tasks.arith import ArithSpec, ArithTask
 from sgpo.train.config import Config
+
+if TYPE_CHECKING:
+    from sgpo.tasks.math import MathTask
 
 
 def pick_device(cfg: Config) -> torch.device:
@@ -38,7 +42,15 @@ def prompt_for(cfg: Config, task, tokenizer):
     return lambda question: format_prompt(question, tokenizer, system, cfg.task.prompt_template)
 
 
-def make_task(cfg: Config) -> ArithTask:
+def make_task(cfg: Config) -> "ArithTask | MathTask":
+    """The task ``cfg.task.name`` names: the arithmetic generator, or math problems from ``cfg.data``."""
     t = cfg.task
+    if t.name == "math":
+        from sgpo.tasks.math import MathTask
+        from sgpo.tasks.problem_files import Fields
+
+        d = cfg.data
+        fields = Fields(d.problem_field, d.answer_field, d.reference_field, d.id_field)
+        return MathTask(d.train_files, d.eval_files, fields, t.answer_extraction, t.verify_timeout_s)
     spec = ArithSpec(t.n_ops, t.start_max, t.operand_max, t.factor_max, tuple(t.ops), t.value_max)
     return ArithTask(spec, seed=t.seed)
