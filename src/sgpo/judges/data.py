@@ -54,6 +54,15 @@ def first_error_from_labels(labels: list[bool]) -> int:
     return next((i for i, ok in enumerate(labels) if not ok), -1)
 
 
+def _require(row, fields: tuple[str, ...], need: str) -> None:
+    """Raise ValueError unless ``row`` is a JSON object holding every one of ``fields``."""
+    if not isinstance(row, dict):
+        raise ValueError("a row must be a JSON object")
+    missing = [k for k in fields if k not in row]
+    if missing:
+        raise ValueError(f"missing field(s) {', '.join(missing)} (need {need})")
+
+
 def _str_list(value, what: str) -> list[str]:
     if not isinstance(value, list) or not value or not all(isinstance(s, str) for s in value):
         raise ValueError(f"{what} must be a non-empty list of strings")
@@ -62,11 +71,7 @@ def _str_list(value, what: str) -> list[str]:
 
 def parse_processbench(row: dict, default_id: str) -> LabelledSolution:
     """One ProcessBench row; raises ValueError saying what is wrong."""
-    if not isinstance(row, dict):
-        raise ValueError("a row must be a JSON object")
-    missing = [k for k in ("problem", "steps", "label") if k not in row]
-    if missing:
-        raise ValueError(f"missing field(s) {', '.join(missing)} (need id, problem, steps, label, final_answer_correct)")
+    _require(row, ("problem", "steps", "label"), "id, problem, steps, label, final_answer_correct")
     steps = _str_list(row["steps"], "steps")
     label = row["label"]
     if isinstance(label, bool) or not isinstance(label, int) or not -1 <= label < len(steps):
@@ -81,11 +86,7 @@ def parse_processbench(row: dict, default_id: str) -> LabelledSolution:
 
 def parse_stepwise(row: dict, default_id: str) -> LabelledSolution:
     """One stepwise row (prompt, completions, labels) as a labelled solution."""
-    if not isinstance(row, dict):
-        raise ValueError("a row must be a JSON object")
-    missing = [k for k in ("prompt", "completions", "labels") if k not in row]
-    if missing:
-        raise ValueError(f"missing field(s) {', '.join(missing)} (need prompt, completions, labels)")
+    _require(row, ("prompt", "completions", "labels"), "prompt, completions, labels")
     steps = _str_list(row["completions"], "completions")
     labels = row["labels"]
     if not isinstance(labels, list) or len(labels) != len(steps) or not all(isinstance(b, bool) for b in labels):

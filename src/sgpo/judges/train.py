@@ -26,6 +26,7 @@ from pathlib import Path
 
 from sgpo.judges.base import JudgeRequest
 from sgpo.judges.data import LabelledSolution, read_labelled, write_jsonl
+from sgpo.train.setup import optimizer_step
 
 SEPARATOR = "<step>"
 
@@ -148,12 +149,7 @@ def train_steps(judge, rows: list[LabelledSolution], steps: int, batch_size: int
             labels[row, e.positions] = torch.tensor(lab, dtype=torch.long)
         logits = model(input_ids=ids, attention_mask=mask).logits
         loss = torch.nn.functional.cross_entropy(logits.view(-1, 2), labels.view(-1), ignore_index=-100)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
+        losses.append(optimizer_step(model, opt, sched, loss))
         if (step + 1) % max(1, steps // 10) == 0:
             log(f"step {step + 1}/{steps}: loss {sum(losses[-20:]) / len(losses[-20:]):.4f}")
     model.eval()

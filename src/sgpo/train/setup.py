@@ -23,6 +23,16 @@ def pick_device(cfg: Config) -> torch.device:
     return torch.device(cfg.train.device)
 
 
+def optimizer_step(model, optimizer, scheduler, loss: torch.Tensor, grad_clip: float = 1.0) -> float:
+    """Backward ``loss``, clip the gradient norm, step the optimizer and schedule; returns the loss."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.item()
+
+
 def bf16_supported(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()

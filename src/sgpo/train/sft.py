@@ -22,7 +22,7 @@ from sgpo.models import apply_lora, arith_tokenizer, load_policy, save_policy, t
 from sgpo.tasks.arith import Chain, apply
 from sgpo.tasks.base import Problem
 from sgpo.train.config import Config, ConfigError, load_config
-from sgpo.train.setup import autocast, make_task, pick_device, prompt_for
+from sgpo.train.setup import autocast, make_task, optimizer_step, pick_device, prompt_for
 
 
 def corrupt_solution(problem: Problem, noise_p: float, rng: random.Random) -> str:
@@ -69,12 +69,7 @@ def sft_train(model, tokenizer, problems: list[Problem], cfg: Config, device: to
         position_ids = (mask.cumsum(dim=1) - 1).clamp(min=0)
         with autocast(device, cfg.train.bf16):
             loss = model(input_ids=ids, attention_mask=mask, position_ids=position_ids, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
+        losses.append(optimizer_step(model, opt, sched, loss))
     model.eval()
     return losses
 
