@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +17,7 @@ from sgpo.train.judging import NO_STEPS, ask_judge
 from sgpo.train.metrics import read_jsonl
 from sgpo.train.setup import autocast
 from sgpo.train.trainer import Trainer
-from test_train import _comparable, sgpo_cli, tiny_overrides
+from test_train import _comparable, sgpo_cli, tiny_overrides, train_killed_after_checkpoint
 
 N_PROBLEMS, G = 8, 4
 
@@ -150,16 +145,7 @@ def test_offline_resume_after_sigkill_is_exact(rollouts, base, tmp_path):
     full = tmp_path / "full"
     assert sgpo_cli("train", *common, f"train.out_dir={full}").returncode == 0
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "sgpo.cli", "train", *common, f"train.out_dir={killed}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    marker = killed / "checkpoints" / "step_2" / "trainer_state.pt"
-    deadline = time.time() + 120
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert marker.exists()
-    assert not (killed / "checkpoints" / "step_8").exists(), "the run finished before it could be killed"
+    train_killed_after_checkpoint(common, killed, checkpoint_step=2, last_step=8)
     resumed = sgpo_cli("train", "--resume", str(killed))
     assert resumed.returncode == 0, resumed.stderr
     assert _comparable(read_jsonl(killed / "metrics.jsonl")) == _comparable(read_jsonl(full / "metrics.jsonl"))

@@ -45,6 +45,22 @@ def sgpo_cli(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sgpo.cli", *args], capture_output=True, text=True, env=env, **kw)
 
 
+def train_killed_after_checkpoint(overrides: list[str], run_dir: Path, checkpoint_step: int, last_step: int) -> None:
+    """Start `sgpo train` into ``run_dir`` and SIGKILL it once checkpoint ``checkpoint_step`` is on disk."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sgpo.cli", "train", *overrides, f"train.out_dir={run_dir}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    marker = run_dir / "checkpoints" / f"step_{checkpoint_step}" / "trainer_state.pt"
+    deadline = time.time() + 120
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert marker.exists()
+    assert not (run_dir / "checkpoints" / f"step_{last_step}").exists(), "the run finished before it could be killed"
+
+
 def test_train_writes_run_directory_and_metric_names(tmp_path):
     run = tmp_path / "run"
     proc = sgpo_cli("train", *tiny_overrides(tmp_path, "train.steps=3", f"train.out_dir={run}", "algorithm.scope=all_incorrect"))
@@ -81,19 +97,7 @@ def test_resume_after_sigkill_is_exact(tmp_path):
     full = tmp_path / "full"
     assert sgpo_cli("train", *common, f"train.out_dir={full}").returncode == 0
     killed = tmp_path / "killed"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sgpo.cli", "train", *common, f"train.out_dir={killed}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-    )
-    marker = killed / "checkpoints" / "step_2" / "trainer_state.pt"
-    deadline = time.time() + 120
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert marker.exists()
-    assert not (killed / "checkpoints" / "step_6").exists(), "the run finished before it could be killed"
+    train_killed_after_checkpoint(common, killed, checkpoint_step=2, last_step=6)
     resumed = sgpo_cli("train", "--resume", str(killed))
     assert resumed.returncode == 0, resumed.stderr
     assert _comparable(read_jsonl(killed / "metrics.jsonl")) == _comparable(read_jsonl(full / "metrics.jsonl"))
