@@ -351,9 +351,12 @@ def test_short_math_training_run_completes(tmp_path):
         "model.n_layers=1", "model.d_model=32", "model.n_heads=2",
         "rollout.group_size=2", "rollout.prompts_per_step=2", "rollout.max_new_tokens=16",
         "optim.mini_batch_size=4", "train.steps=2", "train.eval_every=1", "train.eval_k=2", "train.progress=false",
-        f"train.out_dir={run}", f"warmup.cache_dir={tmp_path / 'warm'}",
+        f"train.out_dir={run}", f"warmup.cache_dir={tmp_path / 'warm'}", "warmup.steps=3", "warmup.batch_size=4",
     )
     assert proc.returncode == 0, proc.stderr
+    # The warm-up trained on the math references (arithmetic ones would not parse) and was cached.
+    assert "warm-up: 3 supervised steps" in proc.stdout + proc.stderr
+    assert any((tmp_path / "warm").iterdir())
     metrics = read_jsonl(run / "metrics.jsonl")
     assert [m["step"] for m in metrics] == [1, 2] and all("eval/accuracy" in m for m in metrics)
     samples = read_jsonl(run / "samples.jsonl")

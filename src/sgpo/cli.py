@@ -46,11 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"sgpo {name}", description=help_)
     module.add_arguments(parser)
     args = parser.parse_args(rest)
+    from sgpo.datafiles import DataError
     from sgpo.train.config import ConfigError
 
     try:
         return int(module.run(args) or 0)
-    except (ConfigError, FileNotFoundError) as e:
+    except (ConfigError, DataError, FileNotFoundError) as e:
         # Bad input is the user's to fix: say what and where, without a traceback.
         print(f"sgpo {name}: error: {e}", file=sys.stderr)
         return 2

@@ -53,12 +53,19 @@ def sft_train(model, tokenizer, problems: list[Problem], cfg: Config, device: to
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, w.steps))))
     )
     prompt = prompt_for(cfg, make_task(cfg), tokenizer)
+    # Arithmetic references can be corrupted line by line; other tasks train on their references as written.
+    if cfg.task.name == "arith":
+        def solution(p: Problem) -> str:
+            return corrupt_solution(p, w.noise_p, rng)
+    else:
+        def solution(p: Problem) -> str:
+            return p.reference
     model.train()
     losses = []
     for _ in range(w.steps):
         batch = rng.sample(problems, min(w.batch_size, len(problems)))
         prompts = [prompt(p.question) for p in batch]
-        targets = [corrupt_solution(p, w.noise_p, rng) + tokenizer.eos_token for p in batch]
+        targets = [solution(p) + tokenizer.eos_token for p in batch]
         enc = tokenizer([p + t for p, t in zip(prompts, targets)], return_tensors="pt", padding=True, add_special_tokens=False)
         prompt_lens = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
         ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
