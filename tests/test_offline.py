@@ -17,7 +17,7 @@ from sgpo.train.judging import NO_STEPS, ask_judge
 from sgpo.train.metrics import read_jsonl
 from sgpo.train.setup import autocast
 from sgpo.train.trainer import Trainer
-from test_train import _comparable, sgpo_cli, tiny_overrides, train_killed_after_checkpoint
+from test_train import assert_resume_is_exact, sgpo_cli, tiny_overrides
 
 N_PROBLEMS, G = 8, 4
 
@@ -142,15 +142,8 @@ def test_offline_epochs_cycle_through_the_file(rollouts, base, tmp_path):
 def test_offline_resume_after_sigkill_is_exact(rollouts, base, tmp_path):
     common = overrides(base, "trainer.mode=offline", f"data.rollouts={rollouts}", "train.steps=8", "train.save_every=2",
                        "train.eval_every=1")
-    full = tmp_path / "full"
-    assert sgpo_cli("train", *common, f"train.out_dir={full}").returncode == 0
-    killed = tmp_path / "killed"
-    train_killed_after_checkpoint(common, killed, checkpoint_step=2, last_step=8)
-    resumed = sgpo_cli("train", "--resume", str(killed))
-    assert resumed.returncode == 0, resumed.stderr
-    assert _comparable(read_jsonl(killed / "metrics.jsonl")) == _comparable(read_jsonl(full / "metrics.jsonl"))
-    a = torch.load(full / "checkpoints" / "step_8" / "trainer_state.pt", weights_only=False)
-    b = torch.load(killed / "checkpoints" / "step_8" / "trainer_state.pt", weights_only=False)
+    a, b = assert_resume_is_exact(common, tmp_path, checkpoint_step=2, last_step=8)
+    full, killed = tmp_path / "full", tmp_path / "killed"
     assert a["data_position"] == b["data_position"] == 16
     from safetensors.torch import load_file
 

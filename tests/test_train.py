@@ -61,6 +61,19 @@ def train_killed_after_checkpoint(overrides: list[str], run_dir: Path, checkpoin
     assert not (run_dir / "checkpoints" / f"step_{last_step}").exists(), "the run finished before it could be killed"
 
 
+def assert_resume_is_exact(overrides: list[str], tmp_path: Path, checkpoint_step: int, last_step: int):
+    """Train once uninterrupted and once SIGKILLed after a checkpoint then resumed; every metric
+    must match. Returns the final trainer states (uninterrupted, resumed) and their run dirs."""
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    assert sgpo_cli("train", *overrides, f"train.out_dir={full}").returncode == 0
+    train_killed_after_checkpoint(overrides, killed, checkpoint_step, last_step)
+    resumed = sgpo_cli("train", "--resume", str(killed))
+    assert resumed.returncode == 0, resumed.stderr
+    assert _comparable(read_jsonl(killed / "metrics.jsonl")) == _comparable(read_jsonl(full / "metrics.jsonl"))
+    state = lambda run: torch.load(run / "checkpoints" / f"step_{last_step}" / "trainer_state.pt", weights_only=False)  # noqa: E731
+    return state(full), state(killed)
+
+
 def test_train_writes_run_directory_and_metric_names(tmp_path):
     run = tmp_path / "run"
     proc = sgpo_cli("train", *tiny_overrides(tmp_path, "train.steps=3", f"train.out_dir={run}", "algorithm.scope=all_incorrect"))
@@ -94,15 +107,7 @@ def _comparable(metrics: list[dict]) -> list[dict]:
 
 def test_resume_after_sigkill_is_exact(tmp_path):
     common = tiny_overrides(tmp_path, "train.steps=6", "train.save_every=2", "train.eval_every=3")
-    full = tmp_path / "full"
-    assert sgpo_cli("train", *common, f"train.out_dir={full}").returncode == 0
-    killed = tmp_path / "killed"
-    train_killed_after_checkpoint(common, killed, checkpoint_step=2, last_step=6)
-    resumed = sgpo_cli("train", "--resume", str(killed))
-    assert resumed.returncode == 0, resumed.stderr
-    assert _comparable(read_jsonl(killed / "metrics.jsonl")) == _comparable(read_jsonl(full / "metrics.jsonl"))
-    a = torch.load(full / "checkpoints" / "step_6" / "trainer_state.pt", weights_only=False)
-    b = torch.load(killed / "checkpoints" / "step_6" / "trainer_state.pt", weights_only=False)
+    a, b = assert_resume_is_exact(common, tmp_path, checkpoint_step=2, last_step=6)
     assert a["data_position"] == b["data_position"]
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
 
