@@ -359,6 +359,11 @@ def test_short_math_training_run_completes(tmp_path):
     assert any((tmp_path / "warm").iterdir())
     metrics = read_jsonl(run / "metrics.jsonl")
     assert [m["step"] for m in metrics] == [1, 2] and all("eval/accuracy" in m for m in metrics)
+    # Each step logs its own answer checks by status: 2 prompts x G=2 responses, evaluation not included.
+    for m in metrics:
+        checks = {k: v for k, v in m.items() if k.startswith("verify/")}
+        assert sum(checks.values()) == 4, checks
+        assert m.get("verify/correct", 0) == round(m["accuracy/train"] * 4)
     samples = read_jsonl(run / "samples.jsonl")
     assert samples and all(s["outcome"] in (0, 0.0, 1, 1.0) for s in samples)
     train = {p.question for p in MathTask().problems("train", 16)}

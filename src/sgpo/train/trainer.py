@@ -188,8 +188,10 @@ class Trainer:
         if self.method == "dapo":
             n_prompts += cfg.algorithm.dapo_resample_rounds * cfg.rollout.prompts_per_step
         t0 = time.perf_counter()
+        checks_before = self._verify_counts()
         batch = self._next_batch(n_prompts)
         t_generate = time.perf_counter() - t0
+        checks = {f"verify/{k}": v - checks_before.get(k, 0) for k, v in self._verify_counts().items()}
         problems, rollout, outcomes = batch.problems, batch.rollout, batch.outcomes
 
         kinds = classify_groups(outcomes)
@@ -237,11 +239,16 @@ class Trainer:
             "tokens_per_s": n_tokens / t_step,
             "response_tokens/mean": n_tokens / len(rollout.texts),
         }
+        metrics.update(checks)  # this step's answer checks by status (tasks that count them: math)
         if self.judge is not None:
             # Calls, retries, failures by status, cache hits: counted since this process built the judge.
             metrics.update(collect_stats(self.judge))
         self._log_samples(problems, rollout, outcomes, shaped, verdicts)
         return metrics
+
+    def _verify_counts(self) -> dict[str, int]:
+        """The task's running tally of answer checks by status (correct, no_answer, timeout, ...), if it keeps one."""
+        return dict(getattr(self.task, "verify_stats", None) or {})
 
     def _next_batch(self, n_prompts: int) -> Batch:
         """N groups of G responses: loaded from the rollouts file (offline), or sampled and verified."""
