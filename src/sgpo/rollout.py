@@ -110,3 +110,17 @@ def token_logprobs(
     logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     entropy = -(logp_all.exp() * logp_all).sum(-1) if with_entropy else None
     return logp, entropy
+
+
+@torch.no_grad()
+def token_logprobs_chunked(
+    model, rollout: Rollout, temperature: float, chunk: int, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`token_logprobs` over ``chunk`` sequences at a time (bounded activation memory), concatenated.
+
+    Chunks keep the rollout's padded width, so each sequence's numbers do not depend on ``chunk``.
+    Returns [B, T] log-probs and, if ``with_entropy``, [B, T] entropies.
+    """
+    parts = [token_logprobs(model, rollout.select(c), temperature, with_entropy) for c in torch.arange(len(rollout.texts)).split(chunk)]
+    logp = torch.cat([lp for lp, _ in parts])
+    return logp, torch.cat([e for _, e in parts]) if with_entropy else None

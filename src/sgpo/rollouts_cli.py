@@ -35,12 +35,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from sgpo.core import classify_groups, judge_mask
+    from sgpo.core import classify_groups
     from sgpo.judges.config import build_judge
     from sgpo.judges.stats import collect_stats
-    from sgpo.rollout import generate, token_logprobs
+    from sgpo.rollout import generate, token_logprobs_chunked
     from sgpo.rollouts import RolloutRecord, RolloutsWriter, layout, on_responses, to_device, tokenizer_fingerprint, unpack
-    from sgpo.train.judging import ask_judge, requests_for
+    from sgpo.train.judging import ask_judge, in_scope, requests_for
     from sgpo.train.setup import autocast, bf16_supported, make_task, pick_device, prompt_for
     from sgpo.train.sft import initial_policy, warmup_key
 
@@ -94,14 +94,13 @@ def run(args) -> int:
             ids = unpack(rollout)
             fixed = to_device(layout([p for p, _ in ids], [x for _, x in ids], rollout.texts, tokenizer.pad_token_id,
                                      prompt_width, r.max_new_tokens), rollout.input_ids.device)
-            with torch.no_grad(), autocast(device, cfg.train.bf16):
-                logp = torch.cat([token_logprobs(policy, fixed.select(c), r.temperature)[0]
-                                  for c in torch.arange(len(fixed.texts)).split(cfg.optim.mini_batch_size)])
+            with autocast(device, cfg.train.bf16):
+                logp, _ = token_logprobs_chunked(policy, fixed, r.temperature, cfg.optim.mini_batch_size)
             logprobs = on_responses(fixed, logp)
             outcomes = torch.tensor([task.verify(t, batch[i // G]) for i, t in enumerate(rollout.texts)]).view(-1, G)
             verdicts = [None] * len(rollout.texts)
             if judge is not None:
-                index = judge_mask(outcomes, cfg.algorithm.scope).reshape(-1).nonzero().squeeze(1).tolist()
+                index = in_scope(outcomes, cfg.algorithm.scope)
                 requests = requests_for(batch, rollout.texts, index, G, task.step_mode, cfg.judge.max_steps)
                 for i, v in zip(index, ask_judge(judge, requests, log)):
                     verdicts[i] = v

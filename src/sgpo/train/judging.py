@@ -9,11 +9,17 @@ Two rules live here so that online training, offline training and rollout files 
 
 from __future__ import annotations
 
+from sgpo.core import judge_mask
 from sgpo.judges.base import ERROR, INVALID, JudgeRequest, Verdict
 from sgpo.steps import split_steps
 from sgpo.tasks.base import Problem
 
 NO_STEPS = "response has no steps"
+
+
+def in_scope(outcomes, scope: str) -> list[int]:
+    """Flat indices (prompt-major) of the responses of ``outcomes`` [N, G] that ``scope`` sends to the judge."""
+    return judge_mask(outcomes, scope).reshape(-1).nonzero().squeeze(1).tolist()
 
 
 def requests_for(
@@ -50,4 +56,4 @@ def usable(v: Verdict | None) -> bool:
     return v is not None and v.ok and v.n_steps > 0
 
 
-__all__ = ["NO_STEPS", "ask_judge", "requests_for", "usable"]
+__all__ = ["NO_STEPS", "ask_judge", "in_scope", "requests_for", "usable"]

@@ -25,7 +25,7 @@ from sgpo.core import METHODS, ShapingParams, classify_groups, judge_mask, needs
 from sgpo.judges import Verdict
 from sgpo.judges.config import build_judge
 from sgpo.judges.stats import collect_stats
-from sgpo.rollout import Rollout, generate, token_logprobs
+from sgpo.rollout import Rollout, generate, token_logprobs, token_logprobs_chunked
 from sgpo.rollouts import RolloutsError
 from sgpo.steps import split_steps
 from sgpo.train.batches import Batch, StoredBatches
@@ -34,7 +34,7 @@ from sgpo.train.config import Config, load_config, save_config
 from sgpo.report import write_run_report
 from sgpo.train.metrics import MetricsWriter, read_jsonl, truncate_jsonl
 from sgpo.train.setup import autocast, make_task, pick_device, prompt_for
-from sgpo.train.judging import ask_judge, requests_for, usable
+from sgpo.train.judging import ask_judge, in_scope, requests_for, usable
 from sgpo.train.sft import initial_policy
 
 
@@ -282,7 +282,7 @@ class Trainer:
         verdicts: dict[int, Verdict] = {}
         if not needs_judge(self.method):
             return rts, ok, verdicts
-        index = judge_mask(outcomes, self.params.scope).reshape(-1).nonzero().squeeze(1).tolist()
+        index = in_scope(outcomes, self.params.scope)
         stored = batch.verdicts or [None] * len(texts)
         verdicts.update((i, stored[i]) for i in index if stored[i] is not None)
         todo = [i for i in index if i not in verdicts]
@@ -323,14 +323,9 @@ class Trainer:
         cfg, alg = self.cfg, self.cfg.algorithm
         temperature, bf16, mb = cfg.rollout.temperature, cfg.train.bf16, cfg.optim.mini_batch_size
         B = len(rollout.texts)
-        with torch.no_grad(), autocast(self.device, bf16):
-            current, entropy = map(torch.cat, zip(*(
-                token_logprobs(self.policy, rollout.select(c), temperature, with_entropy=True)
-                for c in torch.arange(B).split(mb)
-            )))
-            ref = None
-            if self.ref is not None:
-                ref = torch.cat([token_logprobs(self.ref, rollout.select(c), temperature)[0] for c in torch.arange(B).split(mb)])
+        with autocast(self.device, bf16):
+            current, entropy = token_logprobs_chunked(self.policy, rollout, temperature, mb, with_entropy=True)
+            ref = token_logprobs_chunked(self.ref, rollout, temperature, mb)[0] if self.ref is not None else None
         old = current if behaviour_logp is None else behaviour_logp.to(current.device)
         mask_all = rollout.response_mask.to(self.device)
         self.policy.train()
