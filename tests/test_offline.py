@@ -13,7 +13,7 @@ from sgpo.judges.base import JudgeRequest
 from sgpo.rollout import token_logprobs
 from sgpo.rollouts import pack, read_rollouts
 from sgpo.train.config import ConfigError, load_config
-from sgpo.train.judging import NO_STEPS, ask_judge
+from sgpo.grading import NO_STEPS, ask_judge
 from sgpo.train.metrics import read_jsonl
 from sgpo.train.setup import autocast
 from sgpo.train.trainer import Trainer

@@ -4,7 +4,7 @@
 
 It reports the share of all-negative, all-positive and mixed groups; the judge's verdicts
 (status counts, where the first error falls, the RTS); and the rewards and advantages GRPO and
-SGPO would assign, through the same ``sgpo.core.METHODS`` the trainer uses: how many all-negative
+SGPO would assign, through the same grading step the trainer uses (``sgpo.grading.shape``): how many all-negative
 groups SGPO recovers (gives a non-zero advantage) and the mean |advantage| per group kind.
 Responses in SGPO's scope without a usable stored verdict keep r = o here, as a failed verdict
 would in training. With ``--out`` it writes ``report.md``, ``summary.json`` and ``plots/*.png``.
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from sgpo.core import METHODS, ShapingParams, classify_groups, judge_mask, rts_from_steps
+from sgpo.core import ShapingParams, classify_groups, is_correct, judge_mask, rts_from_steps
+from sgpo.grading import GradingSettings, shape, usable
 from sgpo.rollouts import RolloutsFile, read_rollouts
-from sgpo.train.judging import usable
 
 KINDS = ("all_negative", "mixed", "all_positive")
 RTS_BINS = 10
@@ -44,11 +44,8 @@ def analyze(rf: RolloutsFile, params: ShapingParams = ShapingParams()) -> dict:
     n_steps = torch.tensor([v.n_steps if v is not None else 0 for v in verdicts]).view(N, G)
     rts = torch.where(ok, rts_from_steps(first, n_steps), torch.zeros(N, G))
     scope = judge_mask(outcomes, params.scope)
-    wrong = outcomes < 0.5
-    shaped = {
-        "grpo": METHODS.get("grpo")(outcomes, params=params),
-        "sgpo": METHODS.get("sgpo")(outcomes, rts=rts, verdict_ok=ok, params=params),
-    }
+    wrong = ~is_correct(outcomes)
+    shaped = {m: shape(outcomes, rts, ok, GradingSettings(m, params)) for m in ("grpo", "sgpo")}
     kind_masks = {k: getattr(kinds, k) for k in KINDS}
     out: dict = {
         "file": str(rf.path),

@@ -40,7 +40,8 @@ def run(args) -> int:
     from sgpo.judges.stats import collect_stats
     from sgpo.rollout import generate, token_logprobs_chunked
     from sgpo.rollouts import RolloutRecord, RolloutsWriter, layout, on_responses, to_device, tokenizer_fingerprint, unpack
-    from sgpo.train.judging import ask_judge, in_scope, requests_for
+    from sgpo.core import ShapingParams
+    from sgpo.grading import GradingSettings, in_scope, judge_requests, requests_for
     from sgpo.train.setup import autocast, bf16_supported, make_task, pick_device, prompt_for
     from sgpo.train.sft import initial_policy, warmup_key
 
@@ -79,6 +80,7 @@ def run(args) -> int:
         "seed": cfg.train.seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     per_call = args.batch_prompts or r.prompts_per_step
+    reading = GradingSettings("sgpo", ShapingParams(scope=cfg.algorithm.scope), task.step_mode, cfg.judge.max_steps)
     totals = {"responses": 0, "correct": 0.0, "all_negative": 0, "all_positive": 0, "judged": 0, "failed": 0, "tokens": 0}
     bar = None
     if cfg.train.progress:
@@ -101,8 +103,8 @@ def run(args) -> int:
             verdicts = [None] * len(rollout.texts)
             if judge is not None:
                 index = in_scope(outcomes, cfg.algorithm.scope)
-                requests = requests_for(batch, rollout.texts, index, G, task.step_mode, cfg.judge.max_steps)
-                for i, v in zip(index, ask_judge(judge, requests, log)):
+                requests = requests_for(batch, rollout.texts, index, G, reading)
+                for i, v in zip(index, judge_requests(judge, requests, reading, log=log).verdicts):
                     verdicts[i] = v
                 totals["judged"] += len(index)
                 totals["failed"] += sum(not verdicts[i].ok for i in index)

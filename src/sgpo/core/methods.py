@@ -47,6 +47,8 @@ METHODS: Registry[MethodFn] = Registry("method")
 
 #: Methods that need step verdicts from a judge for the responses in ``judge_mask``.
 JUDGED_METHODS = frozenset({"sgpo"})
+#: Methods that grade the responses in ``judge_mask`` (with a judge's verdicts or without).
+GRADING_METHODS = frozenset({"sgpo", "random"})
 
 
 def _keep_all(outcomes: torch.Tensor) -> torch.Tensor:
@@ -83,14 +85,17 @@ def random_rts(
     outcomes: torch.Tensor,
     params: ShapingParams = ShapingParams(),
     generator: torch.Generator | None = None,
+    verdict_ok: torch.Tensor | None = None,
     **_,
 ) -> MethodOutput:
-    """Judge-free control: RTS ~ U[0, 1) for the responses SGPO would judge, same mapping.
+    """Judge-free control: RTS ~ U[0, 1) for the responses SGPO would grade, same mapping.
 
-    Tells information from mere diversity. Seeded through ``generator``. [N, G] -> MethodOutput.
+    Tells information from mere diversity. Seeded through ``generator``. ``verdict_ok`` ([N, G]
+    bool, default all True) marks the responses SGPO could grade at all (the grading step passes
+    "has at least one step"), so both methods grade the same responses. [N, G] -> MethodOutput.
     """
     rts = torch.rand(outcomes.shape, generator=generator, device=outcomes.device)
-    ok = torch.ones_like(outcomes, dtype=torch.bool)
+    ok = torch.ones_like(outcomes, dtype=torch.bool) if verdict_ok is None else verdict_ok
     rewards = sgpo_rewards(outcomes, rts, ok, params.scope, params.mapping, **params.mapping_params)
     return MethodOutput(rewards, group_advantages(rewards, params.scale, params.eps), _keep_all(outcomes))
 
@@ -123,4 +128,4 @@ def needs_judge(method: str) -> bool:
     return method in JUDGED_METHODS
 
 
-__all__ = ["METHODS", "MethodOutput", "ShapingParams", "judge_mask", "needs_judge"]
+__all__ = ["GRADING_METHODS", "JUDGED_METHODS", "METHODS", "MethodOutput", "ShapingParams", "judge_mask", "needs_judge"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from sgpo.core.groups import classify_groups
+from sgpo.core.groups import classify_groups, is_correct
 from sgpo.core.rewards import graded_reward
 
 SCOPES = ("all_negative", "all_incorrect")
@@ -23,10 +23,27 @@ def judge_mask(outcomes: torch.Tensor, scope: str = "all_negative") -> torch.Ten
     """
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; choose one of: {', '.join(SCOPES)}")
-    wrong = outcomes < 0.5
+    wrong = ~is_correct(outcomes)
     if scope == "all_incorrect":
         return wrong
     return wrong & classify_groups(outcomes).all_negative[:, None]
+
+
+def restrict_to_scope(outcomes: torch.Tensor, graded: torch.Tensor, scope: str = "all_negative") -> torch.Tensor:
+    """r_i = graded_i for responses in ``scope``, else r_i = o_i.
+
+    verl grades every wrong response while scoring it one at a time, before the groups are
+    known; this puts the outcome back where SGPO's scope says the response is not graded.
+
+    Args:
+        outcomes: [N, G] outcomes in {0, 1}.
+        graded: [N, G] graded rewards (read only where in scope).
+        scope: see :func:`judge_mask`.
+
+    Returns:
+        [N, G] float rewards.
+    """
+    return torch.where(judge_mask(outcomes, scope), graded.float(), outcomes.float())
 
 
 def sgpo_rewards(
@@ -49,5 +66,5 @@ def sgpo_rewards(
     Returns:
         [N, G] float rewards; correct responses keep 1, graded ones are < 1.
     """
-    graded = judge_mask(outcomes, scope) & verdict_ok
-    return torch.where(graded, graded_reward(rts.float(), mapping, **mapping_params), outcomes.float())
+    graded = torch.where(verdict_ok, graded_reward(rts.float(), mapping, **mapping_params), outcomes.float())
+    return restrict_to_scope(outcomes, graded, scope)

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 import torch
 
+from sgpo.grading import usable
 from sgpo.judges.base import Verdict
 from sgpo.rollout import Rollout
 from sgpo.rollouts import RolloutsError, RolloutsFile, check_compatible, pack, read_rollouts, to_device
 from sgpo.steps import split_steps
 from sgpo.tasks.base import Problem
 from sgpo.train.config import Config, ConfigError
-from sgpo.train.judging import usable
 
 
 @dataclass

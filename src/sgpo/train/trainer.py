@@ -21,20 +21,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sgpo.core import METHODS, ShapingParams, classify_groups, judge_mask, needs_judge, policy_loss, rts_from_steps, rts_from_tokens
-from sgpo.judges import Verdict
+from sgpo.core import ShapingParams, judge_mask, needs_judge, policy_loss
+from sgpo.grading import Graded, GradingSettings, grade, grading_stats
 from sgpo.judges.config import build_judge
 from sgpo.judges.stats import collect_stats
 from sgpo.rollout import Rollout, generate, token_logprobs, token_logprobs_chunked
 from sgpo.rollouts import RolloutsError
-from sgpo.steps import split_steps
 from sgpo.train.batches import Batch, StoredBatches
 from sgpo.train.checkpoint import latest_checkpoint, load_policy_weights, load_trainer_state, restore_rng, save_checkpoint
 from sgpo.train.config import Config, load_config, save_config
 from sgpo.report import write_run_report
 from sgpo.train.metrics import MetricsWriter, read_jsonl, truncate_jsonl
 from sgpo.train.setup import autocast, make_task, pick_device, prompt_for
-from sgpo.train.judging import ask_judge, in_scope, requests_for, usable
 from sgpo.train.sft import initial_policy
 
 
@@ -69,6 +67,7 @@ class Trainer:
         self.params = ShapingParams(
             cfg.algorithm.scope, cfg.algorithm.mapping, cfg.algorithm.mapping_params(), cfg.algorithm.scale
         )
+        self.grading = GradingSettings(self.method, self.params, self.task.step_mode, cfg.judge.max_steps, cfg.algorithm.rts_unit)
         self._seed_everything(cfg.train.seed)
         self.policy, self.tokenizer = initial_policy(cfg, self.device, log)
         if self.offline:
@@ -194,13 +193,10 @@ class Trainer:
         checks = {f"verify/{k}": v - checks_before.get(k, 0) for k, v in self._verify_counts().items()}
         problems, rollout, outcomes = batch.problems, batch.rollout, batch.outcomes
 
-        kinds = classify_groups(outcomes)
         t0 = time.perf_counter()
-        rts, verdict_ok, verdicts = self._judge(batch)
-        t_judge = time.perf_counter() - t0
-
         step_gen = torch.Generator().manual_seed(cfg.train.seed * 7_919 + self.step_idx)
-        shaped = METHODS.get(self.method)(outcomes, rts=rts, verdict_ok=verdict_ok, params=self.params, generator=step_gen)
+        shaped = self._grade(batch, step_gen)
+        t_judge = time.perf_counter() - t0
         keep = shaped.keep
         if self.method == "dapo":
             # Keep the first prompts_per_step groups with signal; the over-sampled rest refill the batch.
@@ -214,22 +210,12 @@ class Trainer:
 
         self.step_idx += 1
         t_step = time.perf_counter() - t_start
-        judged = judge_mask(outcomes, self.params.scope) if needs_judge(self.method) else torch.zeros_like(outcomes, dtype=torch.bool)
-        recovered = kinds.all_negative & (shaped.advantages.abs() > 0).any(dim=1)
         n_tokens = int(rollout.response_mask.sum())
         metrics = {
             "step": self.step_idx,
-            "accuracy/train": outcomes.mean().item(),
-            "reward/mean": shaped.rewards.mean().item(),
-            "groups/all_negative_frac": kinds.all_negative.float().mean().item(),
-            "groups/all_positive_frac": kinds.all_positive.float().mean().item(),
-            "groups/mixed_frac": kinds.mixed.float().mean().item(),
+            **grading_stats(outcomes, shaped),
             "groups/kept_frac": keep.float().mean().item(),
-            "sgpo/judged_responses": int(judged.sum()),
-            "sgpo/judge_failures": int((judged & ~verdict_ok).sum()),
             "sgpo/judge_calls_total": self.judge_calls,
-            "sgpo/recovered_groups_frac": recovered.float().mean().item(),
-            "sgpo/rts_mean": rts[judged & verdict_ok].mean().item() if (judged & verdict_ok).any() else 0.0,
             **update,
             "lr": self.scheduler.get_last_lr()[0],
             "time/generate": t_generate,
@@ -243,7 +229,7 @@ class Trainer:
         if self.judge is not None:
             # Calls, retries, failures by status, cache hits: counted since this process built the judge.
             metrics.update(collect_stats(self.judge))
-        self._log_samples(problems, rollout, outcomes, shaped, verdicts)
+        self._log_samples(problems, rollout, outcomes, shaped)
         return metrics
 
     def _verify_counts(self) -> dict[str, int]:
@@ -269,44 +255,15 @@ class Trainer:
         outcomes = torch.tensor([self.task.verify(text, problems[i // G]) for i, text in enumerate(rollout.texts)]).view(-1, G)
         return Batch(problems, rollout, outcomes)
 
-    def _judge(self, batch: Batch):
-        """RTS and verdict-ok masks ([N, G]) for the responses in the method's judging scope.
-
-        A stored verdict (offline) is used as it is; the others are asked of the judge. Failed
-        verdicts, and verdicts about a response with no steps, leave the response plain GRPO.
-        """
-        outcomes, texts = batch.outcomes, batch.rollout.texts
-        G = outcomes.shape[1]
-        rts = torch.zeros_like(outcomes, dtype=torch.float32)
-        ok = torch.zeros_like(outcomes, dtype=torch.bool)
-        verdicts: dict[int, Verdict] = {}
-        if not needs_judge(self.method):
-            return rts, ok, verdicts
-        index = in_scope(outcomes, self.params.scope)
-        stored = batch.verdicts or [None] * len(texts)
-        verdicts.update((i, stored[i]) for i in index if stored[i] is not None)
-        todo = [i for i in index if i not in verdicts]
-        if todo:
-            requests = requests_for(batch.problems, texts, todo, G, self.task.step_mode, self.cfg.judge.max_steps)
-            verdicts.update(zip(todo, ask_judge(self.judge, requests, self.log)))
-            self.judge_calls += sum(1 for r in requests if r.steps)
-        graded = [i for i in index if usable(verdicts[i])]
-        if not graded:
-            return rts, ok, verdicts
-        first = torch.tensor([verdicts[i].first_error for i in graded])
+    def _grade(self, batch: Batch, generator: torch.Generator) -> Graded:
+        """Verdicts (stored, else asked of the judge), rewards and advantages for the batch."""
+        count = None
         if self.cfg.algorithm.rts_unit == "tokens":
-            steps = [split_steps(texts[i], self.task.step_mode, self.cfg.judge.max_steps) for i in graded]
-            width = max(len(s) for s in steps)
-            counts = torch.zeros(len(steps), width, dtype=torch.long)
-            for row, s in enumerate(steps):
-                for col, text in enumerate(s):
-                    counts[row, col] = max(1, len(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
-            values = rts_from_tokens(first, counts)
-        else:
-            values = rts_from_steps(first, torch.tensor([verdicts[i].n_steps for i in graded]))
-        rts.view(-1)[graded] = values
-        ok.view(-1)[graded] = True
-        return rts, ok, verdicts
+            count = lambda text: len(self.tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+        graded = grade(batch.problems, batch.rollout.texts, batch.outcomes, self.grading, self.judge, batch.verdicts,
+                       count, generator, self.log)
+        self.judge_calls += graded.calls
+        return graded
 
     def _update(self, rollout: Rollout, advantages: torch.Tensor, behaviour_logp: torch.Tensor | None = None) -> dict:
         """mu epochs of clipped policy-gradient steps over shuffled mini-batches.
@@ -375,14 +332,14 @@ class Trainer:
         metrics.setdefault("clip_frac", 0.0)
         return metrics
 
-    def _log_samples(self, problems, rollout: Rollout, outcomes, shaped, verdicts: dict[int, Verdict]) -> None:
+    def _log_samples(self, problems, rollout: Rollout, outcomes, shaped: Graded) -> None:
         n = min(self.cfg.train.log_samples, len(rollout.texts))
         if not n:
             return
         G = outcomes.shape[1]
         records = []
         for i in range(n):
-            v = verdicts.get(i)
+            v = shaped.verdicts.get(i)
             records.append(
                 {
                     "step": self.step_idx,
