@@ -1,0 +1,1 @@
+"""SGPO inside other trainers: TRL (`sgpo.integrations.trl`) and verl (`sgpo.integrations.verl`)."""
