@@ -362,7 +362,8 @@ class Trainer:
         cfg = self.cfg
         prompts = [self.prompt(p.question) for p in self.eval_problems]
         k = cfg.train.eval_k
-        with torch.random.fork_rng(devices=[]):
+        # manual_seed below re-seeds every device, so every device whose generator training uses is forked.
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(cfg.train.seed * 31 + self.step_idx)
             greedy = generate(self.policy, self.tokenizer, prompts, n=1, max_new_tokens=cfg.rollout.max_new_tokens, greedy=True)
             sampled = generate(
