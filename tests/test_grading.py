@@ -51,6 +51,10 @@ def test_only_all_negative_groups_are_judged_and_graded():
     assert g.rewards[1].tolist() == [0.0, 0.0, 1.0, 0.0]
     assert g.verdict_ok[0].tolist() == [True, True, False, False]
     assert g.judged.tolist() == [[True] * 4, [False] * 4]
+    # The failed and the step-less verdicts are unknown rewards: advantage 0, out of the group's statistics.
+    assert g.advantages[0, 2:].tolist() == [0.0, 0.0]
+    a = (f(0.5) - f(0.0)) / 2 / ((f(0.5) - f(0.0)) / 2 ** 0.5)  # two known rewards: +-(diff/2) / std
+    assert g.advantages[0, :2].tolist() == pytest.approx([-a, a], rel=1e-4)
     stats = grading_stats(outcomes, g)
     assert stats["sgpo/judged_responses"] == 4 and stats["sgpo/judge_failures"] == 2
     assert stats["sgpo/rts_mean"] == pytest.approx(0.25)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sgpo.core import METHODS, ShapingParams
+from sgpo.core import METHODS, ShapingParams, known_rewards
 from sgpo.grading import GradingSettings, grade, in_scope
 from sgpo.integrations.trl import SGPOConfig, TRL_EPS
 from sgpo.judges.base import Verdict
@@ -34,6 +35,12 @@ def native(texts: list[str], outcomes: list[float], settings: GradingSettings = 
     return grade([NO_PROBLEM] * len(o), texts, o, settings, TextJudge())
 
 
+def as_trl(g, outcomes: list[float], scope: str = "all_negative") -> list[float]:
+    """The native rewards as TRL holds them: NaN (unscorable) where the reward is unknown (DESIGN §2.8)."""
+    known = known_rewards(torch.tensor(outcomes).view(-1, G), g.verdict_ok, scope)
+    return torch.where(known, g.rewards, torch.nan).reshape(-1).tolist()
+
+
 def test_single_process_grades_exactly_the_all_negative_groups(tmp_path):
     t = trainer(tmp_path / "run", judge_log=tmp_path / "judged", per_device=8, steps=3)
     t.train()
@@ -46,12 +53,12 @@ def test_single_process_grades_exactly_the_all_negative_groups(tmp_path):
         kinds_seen |= {"all_negative" if g.max() == 0 else "other" for g in grouped}
         assert rec["judged_rows"] == in_scope(grouped, "all_negative")
         expected = native(texts, outcomes)
-        assert rec["rewards"] == pytest.approx(expected.rewards.reshape(-1).tolist(), abs=1e-6)
+        assert rec["rewards"] == pytest.approx(as_trl(expected, outcomes), abs=1e-6, nan_ok=True)
         for i, (o, r) in enumerate(zip(outcomes, rec["rewards"])):
             if i not in rec["judged_rows"]:
                 assert r == o  # mixed and all-positive groups keep 0/1
             else:
-                assert r < 1.0
+                assert math.isnan(r) or r < 1.0
     assert kinds_seen == {"all_negative", "other"}
     graded = {round(r, 6) for rec in logs for i, r in enumerate(rec["rewards"]) if i in rec["judged_rows"] and r > 0}
     assert len(graded) > 2, "too few distinct graded rewards: the test data do not exercise SGPO"
@@ -72,7 +79,7 @@ def test_advantages_equal_the_native_grading_step(tmp_path):
     outcomes = [outcome(c, by_prompt[p]) for p, c in zip(t._logs["prompt"], texts)]
     assert len(texts) == 16
     expected = native(texts, outcomes)
-    assert list(t._logs["rewards"]["correct"]) == pytest.approx(expected.rewards.reshape(-1).tolist(), abs=1e-6)
+    assert list(t._logs["rewards"]["correct"]) == pytest.approx(as_trl(expected, outcomes), abs=1e-6, nan_ok=True)
     assert list(t._logs["advantages"]) == pytest.approx(expected.advantages.reshape(-1).tolist(), abs=1e-5)
 
 
@@ -82,7 +89,7 @@ def test_other_reward_functions_keep_their_column(tmp_path):
     texts = list(t._logs["completion"])
     assert list(t._logs["rewards"]["short"]) == pytest.approx([-0.01 * len(c) for c in texts])
     rec = records(tmp_path / "judged")[0]
-    assert list(t._logs["rewards"]["correct"]) == pytest.approx(rec["rewards"])
+    assert list(t._logs["rewards"]["correct"]) == pytest.approx(rec["rewards"], nan_ok=True)
 
 
 @pytest.mark.parametrize("method", ["grpo", "random", "ngrpo"])
@@ -95,8 +102,9 @@ def test_baselines(tmp_path, method):
     if method == "random":
         scope = in_scope(grouped, "all_negative")
         with_steps = [i for i in scope if rec["completions"][i].strip()]
-        assert all(rec["rewards"][i] < 1.0 for i in scope)
-        assert all(rec["rewards"][i] == rec["outcomes"][i] for i in range(len(rec["rewards"])) if i not in with_steps)
+        assert with_steps and all(rec["rewards"][i] < 1.0 for i in with_steps)
+        assert all(math.isnan(rec["rewards"][i]) for i in scope if i not in with_steps)  # unknown, as in SGPO
+        assert all(rec["rewards"][i] == rec["outcomes"][i] for i in range(len(rec["rewards"])) if i not in scope)
     else:
         assert rec["rewards"] == rec["outcomes"]
     if method == "ngrpo":
@@ -122,7 +130,9 @@ def test_a_failing_judge_never_stops_training(tmp_path, bad):
     t.train()
     assert t.state.global_step == 2
     logs = records(tmp_path / "judged")
-    assert all(rec["rewards"] == rec["outcomes"] for rec in logs)  # failed verdicts keep r = o
+    for rec in logs:  # failed verdicts: unknown rewards (NaN rows, advantage 0); the other rows keep r = o
+        assert all(math.isnan(r) == (i in rec["judged_rows"]) for i, r in enumerate(rec["rewards"]))
+        assert all(r == o for i, (r, o) in enumerate(zip(rec["rewards"], rec["outcomes"])) if i not in rec["judged_rows"])
     hist = [h for h in t.state.log_history if "sgpo/judge_failures" in h]
     assert sum(h["sgpo/judge_failures"] for h in hist) == sum(len(rec["judged_rows"]) for rec in logs) > 0
 
@@ -158,7 +168,8 @@ def test_two_processes_split_groups_and_agree(tmp_path):
     for step, recs in by_step.items():
         assert sorted(r["rank"] for r in recs) == [0, 1] and all(r["world"] == 2 for r in recs)
         r0, r1 = sorted(recs, key=lambda r: r["rank"])
-        assert r0["outcomes"] == r1["outcomes"] and r0["rewards"] == r1["rewards"]  # both processes agree
+        assert r0["outcomes"] == r1["outcomes"]  # both processes agree
+        assert r0["rewards"] == pytest.approx(r1["rewards"], abs=0, nan_ok=True)
         assert r0["first_row"] == 0 and r1["first_row"] == 6
         grouped = torch.tensor(r0["outcomes"]).view(-1, G)
         scope = in_scope(grouped, "all_negative")
@@ -166,7 +177,7 @@ def test_two_processes_split_groups_and_agree(tmp_path):
         assert all(i < 6 for i in r0["judged_rows"]) and all(i >= 6 for i in r1["judged_rows"])  # each its own rows
         texts = r0["completions"] + r1["completions"]
         expected = native(texts, r0["outcomes"])
-        assert r0["rewards"] == pytest.approx(expected.rewards.reshape(-1).tolist(), abs=1e-6)
+        assert r0["rewards"] == pytest.approx(as_trl(expected, r0["outcomes"]), abs=1e-6, nan_ok=True)
         for i, (o, r) in enumerate(zip(r0["outcomes"], r0["rewards"])):
             if i not in scope:
                 assert r == o  # no mixed group was graded

@@ -16,6 +16,10 @@ code runs unchanged on them, and the other reward functions (format, length) kee
 ``ngrpo`` changes the advantage formula itself (a virtual reward-1 sample), so for it the
 advantages TRL computed from the same rewards are replaced by ``sgpo.core``'s.
 
+A response in scope whose verdict failed (timeout, error, unparsable or out-of-range answer) has an
+unknown reward: its row becomes NaN in every column, which TRL treats as an unscorable row (left
+out of its group's mean and std, advantage 0), the rule of DESIGN §2.8 and of the native trainer.
+
 The raw outcome accuracy and the ``sgpo/*`` statistics are logged beside TRL's metrics: TRL's own
 ``rewards/<outcome function>/mean`` is computed from the graded column.
 """
@@ -30,7 +34,7 @@ import torch
 from accelerate.utils import gather
 from trl import GRPOConfig, GRPOTrainer
 
-from sgpo.core import METHODS, ShapingParams
+from sgpo.core import METHODS, ShapingParams, known_rewards
 from sgpo.grading import GradingSettings, grading_stats, judge_requests, request, scope_index, shape
 from sgpo.judges.config import build_judge, load_judge_config
 from sgpo.tasks.base import Problem
@@ -174,6 +178,10 @@ class SGPOTrainer(GRPOTrainer):
             graded = shaped.rewards.reshape(-1).to(rewards.device, rewards.dtype)
             keep_nan = torch.isnan(rewards[:, self.outcome_col])  # a row the outcome function could not score stays so
             rewards[:, self.outcome_col] = torch.where(keep_nan, rewards[:, self.outcome_col], graded)
+            # A response in scope whose verdict failed has an unknown reward (DESIGN §2.8): a row of NaN is
+            # TRL's own "unscorable" row, which leaves its group's mean and std and gets advantage 0.
+            unknown = ~known_rewards(grouped, ok.view(-1, G), self.sgpo.params.scope).reshape(-1)
+            rewards[unknown.to(rewards.device)] = torch.nan
         self._gathered_rewards = rewards
         judged = torch.zeros_like(ok)
         if self.sgpo.method == "sgpo":
