@@ -12,6 +12,7 @@ from sgpo.judges import Verdict
 from sgpo.judges.base import JudgeRequest
 from sgpo.rollout import token_logprobs
 from sgpo.rollouts import pack, read_rollouts
+from sgpo.train.checkpoint import load_trainer_state
 from sgpo.train.config import ConfigError, load_config
 from sgpo.grading import NO_STEPS, ask_judge
 from sgpo.train.metrics import read_jsonl
@@ -124,7 +125,7 @@ def test_offline_training_runs_and_starts_on_policy(rollouts, base, tmp_path):
     assert all(m["sgpo/judge_calls_total"] == 0 for m in metrics)
     assert all(m["time/generate"] < 1.0 for m in metrics)
     assert "eval/accuracy" in metrics[-1]
-    state = torch.load(run / "checkpoints" / "step_3" / "trainer_state.pt", weights_only=False)
+    state = load_trainer_state(run / "checkpoints" / "step_3")
     assert state["data_position"] == 3 * 2
     assert state["rollouts_sha256"] == read_rollouts(rollouts).sha256
     # Samples come from the file, in the stream's order.

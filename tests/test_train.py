@@ -15,6 +15,7 @@ import torch
 
 from sgpo.judges import Verdict
 from sgpo.train.compare import default_target, steps_to
+from sgpo.train.checkpoint import load_trainer_state
 from sgpo.train.config import ConfigError, load_config
 from sgpo.train.metrics import read_jsonl
 from sgpo.train.trainer import Trainer
@@ -51,7 +52,7 @@ def train_killed_after_checkpoint(overrides: list[str], run_dir: Path, checkpoin
         [sys.executable, "-m", "sgpo.cli", "train", *overrides, f"train.out_dir={run_dir}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
-    marker = run_dir / "checkpoints" / f"step_{checkpoint_step}" / "trainer_state.pt"
+    marker = run_dir / "checkpoints" / f"step_{checkpoint_step}" / "trainer_state.json"
     deadline = time.time() + 120
     while not marker.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -70,7 +71,7 @@ def assert_resume_is_exact(overrides: list[str], tmp_path: Path, checkpoint_step
     resumed = sgpo_cli("train", "--resume", str(killed))
     assert resumed.returncode == 0, resumed.stderr
     assert _comparable(read_jsonl(killed / "metrics.jsonl")) == _comparable(read_jsonl(full / "metrics.jsonl"))
-    state = lambda run: torch.load(run / "checkpoints" / f"step_{last_step}" / "trainer_state.pt", weights_only=False)  # noqa: E731
+    state = lambda run: load_trainer_state(run / "checkpoints" / f"step_{last_step}")  # noqa: E731
     return state(full), state(killed)
 
 
@@ -80,7 +81,7 @@ def test_train_writes_run_directory_and_metric_names(tmp_path):
     assert proc.returncode == 0, proc.stderr
     for name in ("config.yaml", "metrics.jsonl", "samples.jsonl", "report.md"):
         assert (run / name).is_file(), name
-    assert (run / "checkpoints" / "step_3" / "trainer_state.pt").is_file()
+    assert (run / "checkpoints" / "step_3" / "trainer_state.json").is_file()
     assert (run / "plots" / "eval_accuracy.png").stat().st_size > 1000
     metrics = read_jsonl(run / "metrics.jsonl")
     assert [m["step"] for m in metrics] == [1, 2, 3]
@@ -109,7 +110,7 @@ def test_resume_after_sigkill_is_exact(tmp_path):
     common = tiny_overrides(tmp_path, "train.steps=6", "train.save_every=2", "train.eval_every=3")
     a, b = assert_resume_is_exact(common, tmp_path, checkpoint_step=2, last_step=6)
     assert a["data_position"] == b["data_position"]
-    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+    assert torch.equal(a["torch_rng"], b["torch_rng"]) and a["numpy_rng"] == b["numpy_rng"]
 
 
 @pytest.mark.parametrize(

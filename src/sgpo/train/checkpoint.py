@@ -1,5 +1,11 @@
 """Checkpoints that let a run continue exactly: weights, optimizer, scheduler, RNG states, data position.
 
+The trainer state is plain data, never pickled code: ``trainer_state.json`` (step, data position,
+scheduler, Python and NumPy RNG states) beside ``trainer_tensors.pt`` (optimizer state, torch RNG
+states), which is read with ``torch.load(weights_only=True)``. Opening someone else's run
+directory therefore cannot run their code; a tensors file that holds anything but tensors and
+plain containers is refused. The JSON file is written last and marks the checkpoint complete.
+
 With LoRA (``model.lora_r > 0``) a checkpoint holds only the adapters (peft's files): the frozen
 base is rebuilt from the config on resume, exactly as the run first built it, and the adapters
 are loaded into it bit for bit.
@@ -7,6 +13,8 @@ are loaded into it bit for bit.
 
 from __future__ import annotations
 
+import json
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -14,9 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sgpo.errors import DataError
 from sgpo.models import LORA_CONFIG, LORA_WEIGHTS, is_lora, load_policy, save_policy
 
-_DONE = "trainer_state.pt"
+_DONE = "trainer_state.json"
+_TENSORS = "trainer_tensors.pt"
+FORMAT = 2  # 1 was a pickled trainer_state.pt
 
 
 def save_checkpoint(run_dir: Path, step: int, model, tokenizer, optimizer, scheduler, extra: dict) -> Path:
@@ -25,19 +36,22 @@ def save_checkpoint(run_dir: Path, step: int, model, tokenizer, optimizer, sched
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     save_policy(model, tokenizer, tmp)
-    state = {
-        "step": step,
+    tensors = {
         "optimizer": optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+    torch.save(tensors, tmp / _TENSORS)
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "format": FORMAT,
+        "step": step,
         "scheduler": scheduler.state_dict(),
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "python": random.getstate(),
-            "numpy": np.random.get_state(),
-        },
+        "python_rng": random.getstate(),
+        "numpy_rng": [kind, keys.tolist(), pos, has_gauss, gauss],
         **extra,
     }
-    torch.save(state, tmp / _DONE)
+    (tmp / _DONE).write_text(json.dumps(state))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return final
@@ -69,13 +83,26 @@ def load_policy_weights(policy, ckpt: Path) -> None:
 
 
 def load_trainer_state(ckpt: Path) -> dict:
-    return torch.load(ckpt / _DONE, weights_only=False)
+    """The trainer state of checkpoint ``ckpt``: the JSON fields plus ``optimizer``, ``torch_rng``, ``cuda_rng``."""
+    try:
+        state = json.loads((ckpt / _DONE).read_text())
+        if state.get("format") != FORMAT:
+            raise ValueError(f"format {state.get('format')!r}, expected {FORMAT}")
+        tensors = torch.load(ckpt / _TENSORS, weights_only=True)
+    except pickle.UnpicklingError:
+        raise DataError(f"{ckpt / _TENSORS}: not a trainer state this sgpo wrote, refused: it holds objects other "
+                        "than tensors and plain containers (loading it could run code)") from None
+    except (OSError, ValueError, RuntimeError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise DataError(f"{ckpt}: not a trainer state this sgpo wrote, refused ({type(e).__name__}: {first_line})") from None
+    return {**state, **tensors}
 
 
 def restore_rng(state: dict) -> None:
-    rng = state["rng"]
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    version, internal, gauss = state["python_rng"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy_rng"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))

@@ -101,6 +101,10 @@ class ModelConfig(_Section):
     lora_target_modules: list[str] = []
     """Names of the linear layers that get adapters (e.g. [q_proj, v_proj]); empty: every linear
     layer except the output head (peft's ``all-linear``)."""
+    disable_dropout: bool = True
+    """Set every dropout probability of the policy (adapters included) to 0 for RL, as TRL's
+    ``disable_dropout`` does: old log-probs are taken in eval mode and the update runs in train
+    mode, so with dropout the importance ratio of an on-policy sample would not start at 1."""
 
 
 class WarmupConfig(_Section):

@@ -85,8 +85,9 @@ def warmup_key(cfg: Config) -> str:
     """A hash of everything that shapes the warmed-up policy."""
     shaping = {
         "task": cfg.task.model_dump(),
-        # LoRA adapters are added after the warm-up, so they do not shape it.
-        "model": cfg.model.model_dump(exclude={k for k in type(cfg.model).model_fields if k.startswith("lora_")}),
+        # LoRA adapters are added, and dropout disabled, after the warm-up: neither shapes it.
+        "model": cfg.model.model_dump(exclude={k for k in type(cfg.model).model_fields
+                                               if k.startswith("lora_") or k == "disable_dropout"}),
         "warmup": cfg.warmup.model_dump(exclude={"cache_dir"}),
         "bf16": cfg.train.bf16,
     }
@@ -107,7 +108,21 @@ def initial_policy(cfg: Config, device: torch.device, log=print, lora: bool = Tr
         model = apply_lora(model, m.lora_r, m.lora_alpha, m.lora_dropout, m.lora_target_modules, seed=cfg.train.seed)
         n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
         log(f"LoRA r={m.lora_r}: {n_train:,} of {sum(p.numel() for p in model.parameters()):,} parameters train")
+    if m.disable_dropout:
+        disable_dropout(model)
     return model.to(device), tokenizer
+
+
+def disable_dropout(model) -> None:
+    """Every dropout of ``model`` to 0: ``nn.Dropout`` modules and the attention dropout rate that
+    Hugging Face attention modules read from their config at build time."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = 0.0
+    if hasattr(getattr(model, "config", None), "attention_dropout"):
+        model.config.attention_dropout = 0.0
 
 
 def _base_policy(cfg: Config, device: torch.device, log=print):
