@@ -49,7 +49,36 @@ def format_prompt(question: str, tokenizer, system_prompt: str | None = None, te
             {"role": "user", "content": question}
         ]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return (system_prompt + "\n\n" if system_prompt else "") + question + "\n"
+    # Prompts are tokenized without special tokens (a chat template writes its own), so a base model
+    # whose tokenizer starts every text with BOS gets it here, as it saw in pre-training.
+    return bos_text(tokenizer) + (system_prompt + "\n\n" if system_prompt else "") + question + "\n"
+
+
+def bos_text(tokenizer) -> str:
+    """The BOS token's text if ``tokenizer`` puts BOS first when it adds special tokens, else ""."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return ""
+    ids = tokenizer("x", add_special_tokens=True)["input_ids"]
+    return tokenizer.bos_token if ids and ids[0] == bos else ""
+
+
+def stop_ids(model, tokenizer) -> list[int]:
+    """Every id that ends a response: the tokenizer's EOS and all of the model's generation-config EOS ids
+    (chat models often stop at an end-of-turn token that is not the tokenizer's EOS)."""
+    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    gen = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for i in gen if isinstance(gen, (list, tuple)) else [gen]:
+        if i is not None and i not in ids:
+            ids.append(int(i))
+    return ids
+
+
+def truncated_rows(rollout: "Rollout", eos_ids: list[int]) -> torch.Tensor:
+    """[B] bool: responses cut at the token limit (every response column used, the last not a stop id)."""
+    last = rollout.input_ids[:, -1]
+    ends = torch.isin(last, torch.tensor(eos_ids, device=last.device)) if eos_ids else torch.zeros_like(last, dtype=torch.bool)
+    return (rollout.response_mask[:, -1] == 1) & ~ends
 
 
 @torch.no_grad()
@@ -72,18 +101,19 @@ def generate(
     ids = enc["input_ids"].repeat_interleave(n, dim=0).to(device)
     mask = enc["attention_mask"].repeat_interleave(n, dim=0).to(device)
     sampling = {} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": 0}
+    eos = stop_ids(model, tokenizer)
     out = model.generate(
         input_ids=ids,
         attention_mask=mask,
         max_new_tokens=max_new_tokens,
         do_sample=not greedy,
         pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        eos_token_id=eos,
         **sampling,
     )
     response = out[:, ids.shape[1] :]
-    # Everything after the first EOS is padding that generate filled in.
-    is_eos = response == tokenizer.eos_token_id
+    # Everything after the first stop token is padding that generate filled in.
+    is_eos = torch.isin(response, torch.tensor(eos, device=response.device))
     after_eos = (is_eos.cumsum(dim=1) - is_eos.long()) > 0
     response_mask = (~after_eos).long()
     response = response.masked_fill(after_eos, tokenizer.pad_token_id)

@@ -134,6 +134,10 @@ class RolloutConfig(_Section):
     """Sampling temperature (also applied to the log-probs in the loss)."""
     top_p: float = Field(default=1.0, gt=0, le=1)
     """Nucleus sampling threshold."""
+    mask_truncated_completions: bool = False
+    """Leave responses cut at ``max_new_tokens`` (no stop token) out of the loss, as TRL's option of
+    that name does: a cut response is judged on an unfinished answer. They still count in the
+    group's rewards and statistics."""
     max_new_tokens: int = Field(default=48, ge=1)
     """Longest response, in tokens."""
 

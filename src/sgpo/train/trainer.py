@@ -14,6 +14,7 @@ One RL step (``Trainer.step``):
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from sgpo.core import ShapingParams, judge_mask, needs_judge, policy_loss
 from sgpo.grading import Graded, GradingSettings, grade, grading_stats
 from sgpo.judges.config import build_judge
 from sgpo.judges.stats import collect_stats
-from sgpo.rollout import Rollout, generate, token_logprobs, token_logprobs_chunked
+from sgpo.rollout import Rollout, generate, stop_ids, token_logprobs, token_logprobs_chunked, truncated_rows
 from sgpo.rollouts import RolloutsError
 from sgpo.train.batches import Batch, StoredBatches
 from sgpo.train.checkpoint import latest_checkpoint, load_policy_weights, load_trainer_state, restore_rng, save_checkpoint
@@ -205,8 +206,14 @@ class Trainer:
         rows = keep.repeat_interleave(G).nonzero().squeeze(1)
 
         t0 = time.perf_counter()
+        advantages = shaped.advantages.reshape(-1)
+        truncated = truncated_rows(rollout, stop_ids(self.policy, self.tokenizer))
+        trained = rollout
+        if cfg.rollout.mask_truncated_completions and truncated.any():
+            advantages = advantages.masked_fill(truncated.to(advantages.device), 0.0)
+            trained = dataclasses.replace(rollout, response_mask=rollout.response_mask.masked_fill(truncated[:, None], 0))
         behaviour = batch.behaviour_logp[rows] if batch.behaviour_logp is not None else None
-        update = self._update(rollout.select(rows), shaped.advantages.reshape(-1)[rows], behaviour) if len(rows) else {}
+        update = self._update(trained.select(rows), advantages[rows], behaviour) if len(rows) else self._no_update(rollout)
         t_train = time.perf_counter() - t0
 
         self.step_idx += 1
@@ -224,6 +231,7 @@ class Trainer:
             "time/train": t_train,
             "time/step": t_step,
             "tokens_per_s": n_tokens / t_step,
+            "response/truncated_frac": truncated.float().mean().item(),
             "response_tokens/mean": n_tokens / len(rollout.texts),
         }
         metrics.update(checks)  # this step's answer checks by status (tasks that count them: math)
@@ -332,6 +340,17 @@ class Trainer:
         metrics.setdefault("kl", 0.0)
         metrics.setdefault("clip_frac", 0.0)
         return metrics
+
+    @torch.no_grad()
+    def _no_update(self, rollout: Rollout) -> dict:
+        """The update's metrics for a step that trains on nothing (e.g. DAPO kept no group): the
+        same names, so every row of metrics.jsonl has them."""
+        with autocast(self.device, self.cfg.train.bf16):
+            _, entropy = token_logprobs_chunked(self.policy, rollout, self.cfg.rollout.temperature,
+                                                self.cfg.optim.mini_batch_size, with_entropy=True)
+        mask = rollout.response_mask.to(entropy.device).float()
+        entropy = ((entropy * mask).sum() / mask.sum().clamp(min=1)).item()
+        return {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "grad_norm": 0.0, "entropy": entropy}
 
     def _log_samples(self, problems, rollout: Rollout, outcomes, shaped: Graded) -> None:
         n = min(self.cfg.train.log_samples, len(rollout.texts))
