@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(module.run(args) or 0)
-    except (ConfigError, DataError, FileNotFoundError) as e:
-        # Bad input is the user's to fix: say what and where, without a traceback.
+    except (ConfigError, DataError) as e:
+        # Bad input is the user's to fix: say what and where, without a traceback. Anything else
+        # (a bare FileNotFoundError included) is a bug and keeps its traceback.
         print(f"sgpo {name}: error: {e}", file=sys.stderr)
         return 2
 

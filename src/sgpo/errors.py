@@ -13,4 +13,11 @@ class DataError(ValueError):
     """A malformed data file, naming the file and line (or row)."""
 
 
-__all__ = ["ConfigError", "DataError"]
+class MissingInputError(ConfigError, FileNotFoundError):
+    """A file or directory the user named is not there (a model, a run directory, a rollouts file).
+
+    A bare FileNotFoundError is a bug and keeps its traceback; this one is bad input.
+    """
+
+
+__all__ = ["ConfigError", "DataError", "MissingInputError"]

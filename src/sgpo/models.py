@@ -13,6 +13,8 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
+from sgpo.errors import MissingInputError
+
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
 #: Multi-character pieces of the arithmetic task that get one token each, so that a solution
 #: line like "7 + 5 = 12" is 7 tokens instead of 10.
@@ -79,7 +81,7 @@ def load_policy(path: str | Path, dtype: torch.dtype = torch.float32):
     if not (path / "config.json").is_file():
         if (path / LORA_CONFIG).is_file():
             return _load_lora_merged(path, dtype)
-        raise FileNotFoundError(f"model.path={str(path)!r} is not a local model directory (no config.json there)")
+        raise MissingInputError(f"model.path={str(path)!r} is not a local model directory (no config.json there)")
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -127,7 +129,7 @@ def _load_lora_merged(path: Path, dtype: torch.dtype):
 
     base = json.loads((path / LORA_CONFIG).read_text()).get("base_model_name_or_path")
     if not base or not (Path(base).expanduser() / "config.json").is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{path} holds LoRA adapters whose base model {base!r} is not a local model directory "
             "(a tiny model built in code has none); resume the run with `sgpo train --resume`"
         )

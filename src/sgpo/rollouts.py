@@ -49,6 +49,7 @@ from typing import Callable
 
 import torch
 
+from sgpo.errors import MissingInputError
 from sgpo.judges.base import STATUSES, Verdict
 from sgpo.rollout import Rollout
 from sgpo.tasks.base import Problem
@@ -294,14 +295,14 @@ def _warn_stderr(message: str) -> None:
 def read_rollouts(path: str | Path, log: Callable[[str], None] = _warn_stderr) -> RolloutsFile:
     """Read and validate a rollouts file.
 
-    Raises FileNotFoundError for a missing file and :class:`RolloutsError` (file:line: field ...)
+    Raises MissingInputError (a FileNotFoundError) for a missing file and :class:`RolloutsError` (file:line: field ...)
     for anything malformed, except a write cut short: an unterminated last line that does not
     parse is skipped, and a group left incomplete at the end of the file is dropped; both are
     counted and reported through ``log``.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"rollouts file not found: {path}")
+        raise MissingInputError(f"rollouts file not found: {path}")
     data = path.read_bytes()
     out = RolloutsFile(path, {}, [], hashlib.sha256(data).hexdigest())
     lines = data.split(b"\n")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sgpo.errors import MissingInputError
 from sgpo.judges.base import ERROR, INVALID, JudgeRequest, Verdict
 from sgpo.judges.stats import JudgeStats
 
@@ -82,7 +83,7 @@ class PRMJudge:
 
         path = Path(path)
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} is not a model directory (no config.json); train one with `sgpo train-judge`")
+            raise MissingInputError(f"{path} is not a model directory (no config.json); train one with `sgpo train-judge`")
         meta = json.loads((path / JUDGE_META).read_text()) if (path / JUDGE_META).is_file() else {}
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
         archs = " ".join(config.architectures or [])

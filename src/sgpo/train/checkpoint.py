@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sgpo.errors import DataError
+from sgpo.errors import DataError, MissingInputError
 from sgpo.models import LORA_CONFIG, LORA_WEIGHTS, is_lora, load_policy, save_policy
 
 _DONE = "trainer_state.json"
@@ -68,7 +68,7 @@ def load_policy_weights(policy, ckpt: Path) -> None:
     has_adapters = (ckpt / LORA_WEIGHTS).is_file()
     if is_lora(policy):
         if not has_adapters:
-            raise FileNotFoundError(f"{ckpt} has no LoRA adapters ({LORA_WEIGHTS}) but the run has model.lora_r > 0")
+            raise MissingInputError(f"{ckpt} has no LoRA adapters ({LORA_WEIGHTS}) but the run has model.lora_r > 0")
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
@@ -77,7 +77,7 @@ def load_policy_weights(policy, ckpt: Path) -> None:
             raise ValueError(f"{ckpt}: adapter weights that this run's LoRA policy does not have: {result.unexpected_keys[:5]}")
         return
     if has_adapters and (ckpt / LORA_CONFIG).is_file():
-        raise FileNotFoundError(f"{ckpt} holds LoRA adapters but the run has model.lora_r=0")
+        raise MissingInputError(f"{ckpt} holds LoRA adapters but the run has model.lora_r=0")
     model, _ = load_policy(ckpt)
     policy.load_state_dict(model.state_dict())
 

@@ -153,7 +153,7 @@ def compare(
             run_dir = out / method / f"seed_{seed}"
             log(f"== {method}, seed {seed} -> {run_dir}")
             t0 = time.perf_counter()
-            history = Trainer(cfg, run_dir, log=log).train()
+            history = Trainer(cfg, run_dir, log=log, overwrite=True).train()  # a comparison reruns its runs
             walls[method].append(time.perf_counter() - t0)
             histories[method].append(history)
     headline, sampled_key = metric_key(metric, base), metric_key("sampled", base)

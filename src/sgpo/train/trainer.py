@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from sgpo.errors import MissingInputError
 from sgpo.core import ShapingParams, judge_mask, needs_judge, policy_loss
 from sgpo.grading import Graded, GradingSettings, grade, grading_stats
 from sgpo.judges.config import build_judge
@@ -30,11 +32,38 @@ from sgpo.rollout import Rollout, generate, stop_ids, token_logprobs, token_logp
 from sgpo.rollouts import RolloutsError
 from sgpo.train.batches import Batch, StoredBatches
 from sgpo.train.checkpoint import latest_checkpoint, load_policy_weights, load_trainer_state, restore_rng, save_checkpoint
-from sgpo.train.config import Config, load_config, save_config
+from sgpo.train.config import Config, ConfigError, load_config, save_config
 from sgpo.report import write_run_report
 from sgpo.train.metrics import MetricsWriter, read_jsonl, truncate_jsonl
 from sgpo.train.setup import autocast, make_task, pick_device, prompt_for
 from sgpo.train.sft import initial_policy
+
+
+#: What a run writes into its directory; a fresh run refuses a directory holding any of them.
+RUN_FILES = ("config.yaml", "metrics.jsonl", "samples.jsonl", "report.md", "checkpoints", "plots", "tensorboard")
+
+
+#: Config keys a resumed run may change (in its config.yaml): they schedule the rest of the run but
+#: do not change what the checkpoint computed, e.g. raising train.steps to train longer.
+SCHEDULE_KEYS = frozenset({"train.steps", "train.eval_every", "train.save_every", "train.log_samples",
+                           "train.progress", "train.tensorboard"})
+
+
+def run_files(run_dir: Path) -> list[str]:
+    """The names of ``RUN_FILES`` present in ``run_dir``."""
+    return [name for name in RUN_FILES if (run_dir / name).exists()]
+
+
+def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += config_diff(x, y, f"{prefix}{key}.")
+        elif x != y:
+            out.append(f"{prefix}{key}")
+    return out
 
 
 class PromptStream:
@@ -54,10 +83,16 @@ class PromptStream:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: bool = False, log=print, judge=None):
-        """``judge``: any ``StepJudge`` object to use instead of the one ``cfg.judge`` describes."""
+    def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: bool = False, log=print, judge=None,
+                 overwrite: bool = False):
+        """``judge``: any ``StepJudge`` object to use instead of the one ``cfg.judge`` describes.
+        ``overwrite``: a fresh run may replace a run already in ``run_dir`` (else that is an error)."""
         self.cfg, self.log = cfg, log
         self.run_dir = Path(run_dir or cfg.train.out_dir)
+        held = [] if resume else run_files(self.run_dir)
+        if held and not overwrite:  # before any work: a fresh run must not mix with, or resume from, an old one
+            raise ConfigError(f"{self.run_dir} already holds a run ({', '.join(held)}); continue it with "
+                              f"`sgpo train --resume {self.run_dir}`, or pass --overwrite to replace it")
         self.device = pick_device(cfg)
         self.task = make_task(cfg)
         # Offline: read and check the rollouts file first, so a bad one fails before any warm-up.
@@ -91,16 +126,17 @@ class Trainer:
         if resume:
             self._resume()
         else:
+            for name in held:
+                path = self.run_dir / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
             save_config(cfg, self.run_dir / "config.yaml")
-            for name in ("metrics.jsonl", "samples.jsonl"):
-                (self.run_dir / name).unlink(missing_ok=True)
         self.writer = MetricsWriter(self.run_dir, cfg.train.tensorboard)
 
     @classmethod
     def resume_from(cls, run_dir: str | Path, log=print) -> "Trainer":
         run_dir = Path(run_dir)
         if not (run_dir / "config.yaml").is_file():
-            raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
+            raise MissingInputError(f"{run_dir} is not a run directory (no config.yaml)")
         return cls(load_config(run_dir / "config.yaml"), run_dir, resume=True, log=log)
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -127,8 +163,12 @@ class Trainer:
     def _resume(self) -> None:
         ckpt = latest_checkpoint(self.run_dir)
         if ckpt is None:
-            raise FileNotFoundError(f"no complete checkpoint under {self.run_dir / 'checkpoints'} to resume from")
+            raise MissingInputError(f"no complete checkpoint under {self.run_dir / 'checkpoints'} to resume from")
         state = load_trainer_state(ckpt)
+        changed = [k for k in config_diff(state.get("config", {}), self.cfg.model_dump(mode="json")) if k not in SCHEDULE_KEYS]
+        if changed:
+            raise ConfigError(f"{ckpt} was saved by a run with another config ({', '.join(changed[:8])} differ from "
+                              f"{self.run_dir / 'config.yaml'}); resume needs the config the checkpoint was made with")
         if self.offline and state.get("rollouts_sha256", self.offline.fingerprint) != self.offline.fingerprint:
             raise RolloutsError(f"{self.offline.file.path} has changed since {ckpt} was saved; resume needs the same rollouts file")
         load_policy_weights(self.policy, ckpt)
@@ -143,7 +183,8 @@ class Trainer:
         self.log(f"resumed from {ckpt} at step {self.step_idx}")
 
     def save(self) -> Path:
-        extra = {"data_position": self.stream.position, "judge_calls": self.judge_calls}
+        extra = {"data_position": self.stream.position, "judge_calls": self.judge_calls,
+                 "config": self.cfg.model_dump(mode="json")}
         if self.offline:
             extra["rollouts_sha256"] = self.offline.fingerprint
         return save_checkpoint(self.run_dir, self.step_idx, self.policy, self.tokenizer, self.optimizer, self.scheduler, extra)
@@ -179,7 +220,8 @@ class Trainer:
             if bar is not None:
                 bar.close()
             self.writer.close()
-        write_run_report(self.run_dir, read_jsonl(self.run_dir / "metrics.jsonl"))
+        metrics_file = self.run_dir / "metrics.jsonl"  # absent when nothing ran (train.steps=0)
+        write_run_report(self.run_dir, read_jsonl(metrics_file) if metrics_file.exists() else [])
         return history
 
     def step(self) -> dict:
@@ -403,9 +445,9 @@ class Trainer:
         }
 
 
-def train(cfg: Config, run_dir: str | Path | None = None, log=print) -> list[dict]:
-    """Train from scratch into ``run_dir`` (default ``cfg.train.out_dir``)."""
-    return Trainer(cfg, run_dir, log=log).train()
+def train(cfg: Config, run_dir: str | Path | None = None, log=print, overwrite: bool = False) -> list[dict]:
+    """Train from scratch into ``run_dir`` (default ``cfg.train.out_dir``); ``overwrite`` replaces a run there."""
+    return Trainer(cfg, run_dir, log=log, overwrite=overwrite).train()
 
 
 def resume(run_dir: str | Path, log=print) -> list[dict]:
