@@ -1,0 +1,1 @@
+"""SGPO inside other trainers: ``trl`` (SGPOTrainer for TRL) and ``verl`` (advantage estimator, reward function, plugin)."""
