@@ -160,3 +160,22 @@ def test_reward_function_fields_and_errors():
         compute_score("sgpo/arith", p.reference, p.answer, info, jugde_config="x.yaml")
     with pytest.raises(ValueError, match="extra_info\\['question'\\]"):
         compute_score("sgpo/arith", wrong_at(p, 1), p.answer, {})
+
+
+def test_verl_dataset_rows_feed_the_reward_function(tmp_path):
+    from datasets import Dataset
+
+    from sgpo.integrations.verl.data import main
+
+    main(["--task", "arith", "--train", "3", "--val", "2", "--out", str(tmp_path)])
+    train = Dataset.from_parquet(str(tmp_path / "train.parquet"))
+    assert len(train) == 3 and len(Dataset.from_parquet(str(tmp_path / "val.parquet"))) == 2
+    row = train[0]
+    assert row["prompt"] == [{"role": "user", "content": row["extra_info"]["question"]}]
+    reference = row["extra_info"]["reference"]
+    ok = compute_score(row["data_source"], reference, row["reward_model"]["ground_truth"], row["extra_info"])
+    assert ok["score"] == 1.0
+    lines = reference.split("\n")
+    bad = compute_score(row["data_source"], "\n".join(lines[:1] + ["1 + 1 = 3"]), row["reward_model"]["ground_truth"],
+                        row["extra_info"])
+    assert (bad["acc"], bad["first_error"], bad["n_steps"]) == (0.0, 1, 2)
