@@ -179,3 +179,41 @@ def test_verl_dataset_rows_feed_the_reward_function(tmp_path):
     bad = compute_score(row["data_source"], "\n".join(lines[:1] + ["1 + 1 = 3"]), row["reward_model"]["ground_truth"],
                         row["extra_info"])
     assert (bad["acc"], bad["first_error"], bad["n_steps"]) == (0.0, 1, 2)
+
+
+def test_concurrent_calls_share_judge_batches():
+    """verl scores responses from a thread pool: the judge gets them in batches, one batch at a time,
+    and every caller gets its own verdict."""
+    import threading
+    import time
+
+    from sgpo.integrations.verl.reward import _Batcher
+    from sgpo.judges.base import JudgeRequest, Verdict
+
+    class SlowJudge:
+        def __init__(self):
+            self.batches, self.active, self.overlap = [], 0, False
+
+        def judge(self, requests):
+            self.active += 1
+            self.overlap |= self.active > 1
+            time.sleep(0.05)
+            self.batches.append(len(requests))
+            self.active -= 1
+            return [Verdict(int(r.problem) % len(r.steps), len(r.steps)) for r in requests]
+
+    judge = SlowJudge()
+    batcher = _Batcher(judge, GradingSettings("sgpo", ShapingParams(), "line"), wait_s=0.02)
+    slots = [None] * 24
+
+    def ask(i):
+        slots[i] = batcher.ask(JudgeRequest(str(i), ["a", "b", "c"]))
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert [s.verdict.first_error for s in slots] == [i % 3 for i in range(24)]
+    assert [s.rts for s in slots] == pytest.approx([(i % 3) / 3 for i in range(24)])
+    assert sum(judge.batches) == 24 and len(judge.batches) < 24 and not judge.overlap

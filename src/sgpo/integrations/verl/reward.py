@@ -41,6 +41,7 @@ outcome), ``first_error`` (-1: none found or not judged), ``n_steps``, ``rts``, 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -53,6 +54,8 @@ from sgpo.core import ShapingParams, graded_reward
 from sgpo.grading import GradingSettings, judge_requests, request
 from sgpo.judges.base import INVALID, JudgeRequest, Verdict
 from sgpo.tasks.base import Problem
+
+logger = logging.getLogger("sgpo.verl")
 
 TASKS = ("auto", "arith", "math")
 #: Keyword arguments verl itself may pass to a reward function; not ours, ignored.
@@ -89,34 +92,43 @@ class _Slot:
 class _Batcher:
     """Hands the judge the wrong responses of concurrent calls as one batch, one batch at a time.
 
-    verl runs ``compute_score`` in a thread pool; the first thread to take the judge waits
-    ``wait_s`` for the others' requests, judges them all in one ``judge_requests`` call (the HTTP
-    judge sends a batch concurrently) and hands each thread its verdict. One batch at a time also
-    keeps judges that are not thread-safe (the verdict cache) safe.
+    verl runs ``compute_score`` in a thread pool; a thread that finds the judge idle waits
+    ``wait_s`` for the others' requests, judges everything pending in one ``judge_requests`` call
+    (the HTTP judge sends a batch concurrently) and hands each thread its verdict; threads whose
+    requests arrive meanwhile go in the next batch. One batch at a time also keeps judges that are
+    not thread-safe (the verdict cache) safe.
     """
 
     def __init__(self, judge, settings: GradingSettings, wait_s: float):
         self.judge, self.settings, self.wait_s = judge, settings, wait_s
         self._pending: list[_Slot] = []
-        self._pending_lock = threading.Lock()
-        self._judge_lock = threading.Lock()
+        self._cv = threading.Condition()
+        self._busy = False
 
     def ask(self, req: JudgeRequest) -> _Slot:
         slot = _Slot(req)
-        with self._pending_lock:
+        with self._cv:
             self._pending.append(slot)
-        with self._judge_lock:
-            if not slot.done:  # nobody took it yet: judge everything pending
-                if self.wait_s > 0:
-                    time.sleep(self.wait_s)
-                with self._pending_lock:
-                    batch, self._pending = self._pending, []
-                self._run(batch)
+            while self._busy and not slot.done:
+                self._cv.wait()
+            if slot.done:  # judged in a batch another thread ran
+                return slot
+            self._busy = True
+        try:
+            if self.wait_s > 0:
+                time.sleep(self.wait_s)
+            with self._cv:
+                batch, self._pending = self._pending, []
+            self._run(batch)
+        finally:
+            with self._cv:
+                self._busy = False
+                self._cv.notify_all()
         return slot
 
     def _run(self, batch: list[_Slot]) -> None:
         try:
-            judged = judge_requests(self.judge, [s.request for s in batch], self.settings, log=lambda m: None)
+            judged = judge_requests(self.judge, [s.request for s in batch], self.settings, log=logger.warning)
             results = zip(judged.verdicts, judged.rts.tolist(), judged.ok.tolist())
             _count(judge_batches=1 if judged.calls else 0)
         except Exception as e:  # judge_requests does not raise for a judge failure; be safe anyway
