@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run tests/verl inside a virtual environment with verl 0.9.1 (which needs transformers < 5.11 and
+# Run tests/verl_venv inside a virtual environment with verl 0.9.1 (which needs transformers < 5.11 and
 # Python < 3.13, so it cannot share the main environment).
 #
 # The venv lives outside the clone, at $SGPO_VERL_VENV (default ~/.cache/sgpo/verl-venv), and is
@@ -31,5 +31,5 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.sgpo-stamp" 2>/dev/null)" != 
 else
     quiet "$VENV/bin/python" -m pip install -q "${PINS[@]}" -e .  # new sgpo dependencies come in here
 fi
-# SGPO_VERL_TESTS=1 lets tests/verl/conftest.py collect the tests (the main run skips them).
-SGPO_VERL_TESTS=1 OMP_NUM_THREADS=1 RAY_DISABLE_IMPORT_WARNING=1 "$VENV/bin/python" -m pytest -p no:cacheprovider tests/verl "$@"
+# SGPO_VERL_TESTS=1 lets tests/verl_venv/conftest.py collect the tests (the main run skips them).
+SGPO_VERL_TESTS=1 OMP_NUM_THREADS=1 RAY_DISABLE_IMPORT_WARNING=1 "$VENV/bin/python" -m pytest -p no:cacheprovider tests/verl_venv "$@"

@@ -1,5 +1,5 @@
 """The verl path's maths without verl: sgpo's reward function + the pure ``sgpo`` estimator equal
-``sgpo.grading.grade`` (the native trainer's grading step). The same holds inside verl in tests/verl."""
+``sgpo.grading.grade`` (the native trainer's grading step). The same holds inside verl in tests/verl_venv."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""tests/verl run inside verl's own virtual environment (``bash scripts/verl_env.sh``), which sets
+"""tests/verl_venv run inside verl's own virtual environment (``bash scripts/verl_env.sh``), which sets
 SGPO_VERL_TESTS=1. Anywhere else -- the main test run, which has no verl -- they are not collected,
-so the main run never imports verl."""
+so the main run never imports verl. (The folder is not called ``verl``: with ``tests/`` on
+``sys.path``, as pytest puts it, a ``tests/verl`` folder would import as an empty namespace package
+``verl`` wherever the real one is missing.)"""
 
 import os
 
