@@ -217,3 +217,20 @@ def test_concurrent_calls_share_judge_batches():
     assert [s.verdict.first_error for s in slots] == [i % 3 for i in range(24)]
     assert [s.rts for s in slots] == pytest.approx([(i % 3) / 3 for i in range(24)])
     assert sum(judge.batches) == 24 and len(judge.batches) < 24 and not judge.overlap
+
+
+def test_validation_rows_are_verified_not_judged():
+    problems, _ = scenario()
+    p = problems[0]
+    for split, judged in (("validation", 0), ("test", 0), ("train", 1)):
+        out = compute_score("sgpo/arith", wrong_at(p, 1), p.answer, {"question": p.question, "split": split})
+        assert (out["judged"], out["acc"]) == (judged, 0.0)
+        assert out["judge_status"] == ("skipped" if not judged else "ok")
+    out = compute_score("sgpo/arith", wrong_at(p, 1), p.answer, {"question": p.question, "split": "test"},
+                        unjudged_splits=[])
+    assert out["judged"] == 1
+
+
+def test_math_without_a_judge_config_says_what_to_set():
+    with pytest.raises(ValueError, match="cannot build its step judge"):
+        compute_score("sgpo/math", "\\boxed{2}", "3", {"question": "1 + 1?"})

@@ -29,7 +29,10 @@ works too). :mod:`sgpo.integrations.verl.data` writes sgpo tasks in that layout.
 * ``mapping`` (``logistic``/``linear``/``raw``) and ``mapping_params`` (e.g. ``{beta: 5, gamma: 0.5}``);
 * ``step_mode`` (default: the task's, ``line``), ``max_steps`` (default: the judge config's);
 * ``math_timeout_s`` (5), ``batch_wait_s`` (0.02: how long a judge call waits to gather the
-  wrong responses other threads of the process are scoring, so they go to the judge as one batch).
+  wrong responses other threads of the process are scoring, so they go to the judge as one batch);
+* ``unjudged_splits`` (default ``[val, validation, test]``): rows whose ``extra_info["split"]`` is
+  one of these are verl's validation data and are only verified, never judged (verl tells a reward
+  function nothing else about validation); ``[]`` judges every row.
 
 The judge is built once per process and settings. Each call returns ``score``, ``acc`` (the
 outcome), ``first_error`` (-1: none found or not judged), ``n_steps``, ``rts``, ``judge_status``
@@ -61,7 +64,10 @@ TASKS = ("auto", "arith", "math")
 #: Keyword arguments verl itself may pass to a reward function; not ours, ignored.
 _VERL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
 _OPTIONS = frozenset({"task", "judge_config", "judge", "mapping", "mapping_params", "step_mode", "max_steps",
-                      "math_timeout_s", "batch_wait_s"})
+                      "math_timeout_s", "batch_wait_s", "unjudged_splits"})
+#: Rows whose ``extra_info["split"]`` is one of these are held-out data (verl's validation): only
+#: their outcome matters (verl's ``val-core`` metrics read ``acc``), so they are not judged.
+UNJUDGED_SPLITS = ("val", "validation", "test")
 
 #: This process's counts over all calls: ``responses``, ``correct``, ``judged`` (sent to the judge),
 #: ``judge_failures`` (sent, no usable verdict), ``no_steps``, ``judge_batches`` (judge calls).
@@ -209,7 +215,11 @@ def _grader(task_name: str, options: dict[str, Any]) -> _Grader:
                                    int(max_steps) if max_steps is not None else None)
         from sgpo.judges.config import build_judge
 
-        judge = build_judge(judge_cfg, task)  # configuration errors raise here, on the first call
+        try:
+            judge = build_judge(judge_cfg, task)  # configuration errors raise here, on the first call
+        except Exception as e:
+            raise ValueError(f"sgpo's reward function cannot build its step judge for task {task_name!r} from "
+                             f"reward_kwargs judge_config / judge: {e}") from e
         grader = _Grader(task, task_name, settings, _Batcher(judge, settings, float(options.get("batch_wait_s", 0.02))))
         _GRADERS[key] = grader
         return grader
@@ -258,6 +268,8 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     if correct:
         return out
     out.update(score=0.0, acc=0.0)
+    if str(extra_info.get("split", "")).lower() in [str(x).lower() for x in options.get("unjudged_splits", UNJUDGED_SPLITS)]:
+        return out  # held-out data: the outcome is all that is measured
     if question is None:
         raise ValueError(
             "sgpo's reward function needs the problem text for the step judge in extra_info['question'] "
