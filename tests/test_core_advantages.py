@@ -234,3 +234,45 @@ def test_random_method_rts_is_uniform():
     assert 0 <= rts.min() and rts.max() < 1
     assert abs(rts.mean().item() - 0.5) < 0.02  # U[0,1): mean 1/2, sd of the mean sqrt(1/12/8000) ~ 0.003
     assert abs((rts < 0.25).float().mean().item() - 0.25) < 0.02
+
+
+# ------------------------------------------------------------- unknown rewards (DESIGN §2.8)
+
+
+@pytest.mark.parametrize("scale", ["group", "none"])
+def test_unknown_rewards_leave_the_statistics_and_get_zero(scale):
+    g = torch.Generator().manual_seed(3)
+    rewards = torch.rand(40, 5, generator=g)
+    known = torch.rand(40, 5, generator=g) > 0.3
+    out = group_advantages(rewards, scale, known=known)
+    for row in range(40):
+        k = known[row]
+        assert (out[row][~k] == 0).all()
+        if k.sum() >= 2:  # the known rewards alone, as a group of their own
+            expected = group_advantages(rewards[row][k][None], scale)[0]
+            assert torch.allclose(out[row][k], expected, atol=1e-6)
+        else:
+            assert (out[row] == 0).all()  # fewer than two known rewards: no signal
+
+
+def test_unknown_rewards_with_a_virtual_sample_and_batch_scale():
+    rewards = torch.tensor([[0.0, 0.0, 0.3], [0.2, 0.4, 0.9]])
+    known = torch.tensor([[True, True, False], [True, True, True]])
+    ng = group_advantages(rewards, "group", virtual_reward=1.0, known=known)
+    # group 0 is [0, 0] plus the virtual 1: mean 1/3, std sqrt(1/3)
+    assert ng[0].tolist() == pytest.approx([-(1 / 3) / (1 / 3) ** 0.5] * 2 + [0.0], abs=1e-5)
+    batch = group_advantages(rewards, "batch", known=known)
+    std = torch.tensor([0.0, 0.0, 0.2, 0.4, 0.9]).std().item()
+    assert batch[1].tolist() == pytest.approx([(x - 0.5) / std for x in (0.2, 0.4, 0.9)], abs=1e-5)
+    assert batch[0].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_a_failed_verdict_no_longer_ranks_below_wrong_at_step_zero():
+    outcomes = torch.zeros(1, 3)
+    rts = torch.tensor([[0.0, 0.75, 0.0]])
+    ok = torch.tensor([[True, True, False]])  # the third judge call timed out
+    out = METHODS.get("sgpo")(outcomes, rts=rts, verdict_ok=ok, params=ShapingParams())
+    assert out.advantages[0, 2] == 0.0
+    assert out.advantages[0, 0] < 0 < out.advantages[0, 1]
+    alone = METHODS.get("sgpo")(outcomes[:, :2], rts=rts[:, :2], verdict_ok=ok[:, :2], params=ShapingParams())
+    assert torch.allclose(out.advantages[:, :2], alone.advantages)

@@ -77,8 +77,10 @@ def test_cli_reports_bad_rows_and_unknown_judges(tmp_path, capsys):
     assert f"{bad}:2: label must be an integer in -1..0" in capsys.readouterr().err
     good = tmp_path / "good.jsonl"
     good.write_text('{"id": 1, "problem": "p", "steps": ["a"], "label": -1, "final_answer_correct": true}\n')
-    assert main(["judge-eval", str(good), "--judge", "none", "--judge", "nonsense"]) == 1
-    assert "nonsense" in capsys.readouterr().err
+    assert main(["judge-eval", str(good), "--judge", "none", "--judge", "nonsense"]) == 2
+    out = capsys.readouterr()
+    assert out.err.strip().splitlines() == [out.err.strip()]  # one line, no traceback
+    assert out.err.startswith("sgpo judge-eval: error: --judge 'nonsense': not a baseline") and out.out == ""
 
 
 def test_reading_both_formats(tmp_path):

@@ -6,8 +6,8 @@ It reports the share of all-negative, all-positive and mixed groups; the judge's
 (status counts, where the first error falls, the RTS); and the rewards and advantages GRPO and
 SGPO would assign, through the same grading step the trainer uses (``sgpo.grading.shape``): how many all-negative
 groups SGPO recovers (gives a non-zero advantage) and the mean |advantage| per group kind.
-Responses in SGPO's scope without a usable stored verdict keep r = o here, as a failed verdict
-would in training. With ``--out`` it writes ``report.md``, ``summary.json`` and ``plots/*.png``.
+Responses in SGPO's scope without a usable stored verdict have an unknown reward here (advantage 0,
+out of their group's statistics), as a failed verdict has in training. With ``--out`` it writes ``report.md``, ``summary.json`` and ``plots/*.png``.
 """
 
 from __future__ import annotations

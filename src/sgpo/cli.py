@@ -26,6 +26,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts and sizes: a bad value is argparse's one-line error and exit 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
@@ -46,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"sgpo {name}", description=help_)
     module.add_arguments(parser)
     args = parser.parse_args(rest)
-    from sgpo.datafiles import DataError
-    from sgpo.train.config import ConfigError
+    from sgpo.errors import ConfigError, DataError
 
     try:
         return int(module.run(args) or 0)

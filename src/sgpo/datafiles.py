@@ -16,8 +16,7 @@ from typing import Iterable, Iterator
 FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
-class DataError(ValueError):
-    """A malformed data file, naming the file and line (or row)."""
+from sgpo.errors import DataError  # noqa: F401 - re-exported: readers raise it from here
 
 
 def json_rows(path: str | Path) -> Iterator[tuple[int, object]]:

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sgpo.cli import positive_int
 from sgpo.tasks.base import Problem
 from sgpo.tasks.verify import EXTRACTIONS, STATUSES, AnswerChecker
 
@@ -47,12 +48,12 @@ class FileResult:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="*", help="JSONL/JSON/Parquet benchmark files (default: the built-in word-problem test split)")
     parser.add_argument("--model", required=True, help="local Hugging Face model directory (e.g. from `sgpo models prepare smollm2`)")
-    parser.add_argument("--k", type=int, default=4, help="responses sampled per problem (default 4)")
+    parser.add_argument("--k", type=positive_int, default=4, help="responses sampled per problem (default 4)")
     parser.add_argument("--temperature", type=float, default=0.6, help="sampling temperature; 0 = greedy, one response (default 0.6)")
     parser.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling threshold (default 0.95)")
-    parser.add_argument("--max-new-tokens", type=int, default=512, help="longest response in tokens (default 512)")
-    parser.add_argument("--batch-size", type=int, default=16, help="responses generated at once, k per problem (default 16)")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N problems of each file")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=512, help="longest response in tokens (default 512)")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="responses generated at once, k per problem (default 16)")
+    parser.add_argument("--limit", type=positive_int, default=None, help="only the first N problems of each file")
     parser.add_argument("--problem-field", help="field with the problem text (default: detected)")
     parser.add_argument("--answer-field", help="field with the final answer (default: detected; GSM8K '#### 42' answers are understood)")
     parser.add_argument("--id-field", help="field with a problem id (default: detected, else file-row)")

@@ -7,10 +7,11 @@ function all go through this module, so these rules hold on every path:
 * scope: only the responses ``sgpo.core.judge_mask`` selects are asked about (by default the
   wrong responses of all-negative groups);
 * a response with no steps is never sent to the judge: it gets an ``invalid`` verdict
-  (:data:`NO_STEPS`) and keeps r = o, counted as a failure;
+  (:data:`NO_STEPS`), counted as a failure;
 * a judge that raises does not stop the run: the whole batch becomes ``error`` verdicts;
 * a verdict is usable only if it is ``ok`` and its first-error index names one of the response's
-  steps (or is -1); any other verdict is a counted failure and the response keeps r = o.
+  steps (or is -1); any other verdict is a counted failure, and the response's reward is unknown:
+  it leaves its group's statistics and gets advantage 0 (DESIGN §2.8, ``sgpo.core.known_rewards``).
 
 It comes in two halves so that a trainer spread over processes can judge only its own rows and
 share the numbers (TRL):

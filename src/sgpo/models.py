@@ -110,7 +110,9 @@ def apply_lora(model, r: int, alpha: float, dropout: float = 0.0, target_modules
         r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules) if target_modules else "all-linear",
         task_type="CAUSAL_LM",
     )
-    with torch.random.fork_rng(devices=[]):
+    # manual_seed re-seeds CUDA too: fork the generators of the device the model is on.
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         return get_peft_model(model, config)
 

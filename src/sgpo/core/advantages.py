@@ -14,11 +14,35 @@ def _std(x: torch.Tensor, dim: int) -> torch.Tensor:
     return x.std(dim=dim)
 
 
+def _known_advantages(rewards: torch.Tensor, known: torch.Tensor, scale: str, eps: float,
+                      virtual_reward: float | None) -> torch.Tensor:
+    """:func:`group_advantages` where only the ``known`` rewards form the statistics (DESIGN §2.8)."""
+    r, k = rewards.float(), known.bool()
+    if virtual_reward is not None:
+        r = torch.cat([r, r.new_full((r.shape[0], 1), virtual_reward)], dim=1)
+        k = torch.cat([k, k.new_ones((k.shape[0], 1))], dim=1)
+    kf = k.float()
+    count = kf.sum(dim=1, keepdim=True)
+    mean = (r * kf).sum(dim=1, keepdim=True) / count.clamp(min=1)
+    dev = (r - mean) * kf  # 0 for unknown rewards
+    big, small = r.masked_fill(~k, -torch.inf).amax(1, keepdim=True), r.masked_fill(~k, torch.inf).amin(1, keepdim=True)
+    no_signal = (count < 2) | (big == small)  # fewer than two known rewards, or all equal
+    centred = dev.masked_fill(no_signal, 0.0)[:, : rewards.shape[1]]
+    if scale == "group":  # the unbiased std of the known rewards (and the virtual one), as without unknowns
+        std = (dev.pow(2).sum(dim=1, keepdim=True) / (count - 1).clamp(min=1)).sqrt()
+        return centred / (std + eps)
+    if scale == "batch":
+        flat = rewards.float()[known.bool()]
+        return centred / (_std(flat, dim=0) + eps)
+    return centred
+
+
 def group_advantages(
     rewards: torch.Tensor,
     scale: str = "group",
     eps: float = 1e-6,
     virtual_reward: float | None = None,
+    known: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """A_i = (r_i - mean_g r) / (std + eps), per group.
 
@@ -30,12 +54,18 @@ def group_advantages(
         virtual_reward: if given, one extra sample with this reward joins each group's mean and
             std (NGRPO uses 1.0 so an all-negative group gets negative advantages). It gets no
             advantage of its own.
+        known: [N, G] bool, the rewards that are known (default: all). An unknown reward (a
+            response whose verdict failed, DESIGN §2.8) leaves its group's mean and std and gets
+            advantage 0, as TRL does for rows whose reward is None.
 
     Returns:
-        [N, G] float advantages. A group whose statistics see only equal rewards gets exactly 0.
+        [N, G] float advantages. A group whose statistics see only equal rewards, or fewer than
+        two known ones, gets exactly 0.
     """
     if scale not in SCALES:
         raise ValueError(f"unknown advantage scale {scale!r}; choose one of: {', '.join(SCALES)}")
+    if known is not None and not bool(known.all()):
+        return _known_advantages(rewards, known, scale, eps, virtual_reward)
     stats = rewards.float()
     if virtual_reward is not None:
         stats = torch.cat([stats, stats.new_full((stats.shape[0], 1), virtual_reward)], dim=1)

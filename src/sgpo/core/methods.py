@@ -74,10 +74,22 @@ def sgpo(
 
     Args:
         outcomes: [N, G]; rts: [N, G] RTS from the judge's first-error indices;
-        verdict_ok: [N, G] bool, usable verdict (failed verdicts keep r = o).
+        verdict_ok: [N, G] bool, usable verdict. A response in scope without one keeps r = o in
+            ``rewards`` but its reward is unknown: it gets advantage 0 and leaves its group's
+            statistics (:func:`known_rewards`).
     """
     rewards = sgpo_rewards(outcomes, rts, verdict_ok, params.scope, params.mapping, **params.mapping_params)
-    return MethodOutput(rewards, group_advantages(rewards, params.scale, params.eps), _keep_all(outcomes))
+    known = known_rewards(outcomes, verdict_ok, params.scope)
+    return MethodOutput(rewards, group_advantages(rewards, params.scale, params.eps, known=known), _keep_all(outcomes))
+
+
+def known_rewards(outcomes: torch.Tensor, verdict_ok: torch.Tensor, scope: str) -> torch.Tensor:
+    """[N, G] bool: False where a response in scope has no usable verdict, so its reward is unknown.
+
+    Such a response leaves its group's statistics and gets advantage 0 (DESIGN §2.8): keeping its
+    outcome 0 would rank a judge timeout below "wrong at step 0" (f(0) > 0) and push it down hardest.
+    """
+    return ~(judge_mask(outcomes, scope) & ~verdict_ok)
 
 
 @METHODS.register("random")
@@ -97,7 +109,8 @@ def random_rts(
     rts = torch.rand(outcomes.shape, generator=generator, device=outcomes.device)
     ok = torch.ones_like(outcomes, dtype=torch.bool) if verdict_ok is None else verdict_ok
     rewards = sgpo_rewards(outcomes, rts, ok, params.scope, params.mapping, **params.mapping_params)
-    return MethodOutput(rewards, group_advantages(rewards, params.scale, params.eps), _keep_all(outcomes))
+    known = known_rewards(outcomes, ok, params.scope)
+    return MethodOutput(rewards, group_advantages(rewards, params.scale, params.eps, known=known), _keep_all(outcomes))
 
 
 @METHODS.register("dapo")
@@ -128,4 +141,4 @@ def needs_judge(method: str) -> bool:
     return method in JUDGED_METHODS
 
 
-__all__ = ["GRADING_METHODS", "JUDGED_METHODS", "METHODS", "MethodOutput", "ShapingParams", "judge_mask", "needs_judge"]
+__all__ = ["GRADING_METHODS", "JUDGED_METHODS", "METHODS", "MethodOutput", "ShapingParams", "judge_mask", "known_rewards", "needs_judge"]

@@ -1,1 +1,1 @@
-"""SGPO inside other trainers: ``trl`` (SGPOTrainer for TRL) and ``verl`` (advantage estimator, reward function, plugin)."""
+"""SGPO inside other trainers: TRL (`sgpo.integrations.trl`) and verl (`sgpo.integrations.verl`)."""

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from sgpo.cli import positive_int
+from sgpo.errors import ConfigError
 from sgpo.judges.base import JudgeRequest
 from sgpo.judges.data import DataError, _rows, write_jsonl
 from sgpo.judges.stats import collect_stats
@@ -66,8 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or a PRM/trained-judge directory (default: rule)")
     parser.add_argument("--out", help="verdicts JSONL (default: stdout)")
     parser.add_argument("--step-mode", choices=SPLIT_MODES, default="auto", help="how responses are split into steps")
-    parser.add_argument("--max-steps", type=int, default=None, help="merge each response to at most this many steps")
-    parser.add_argument("--batch-size", type=int, default=64, help="requests per judge call (default 64)")
+    parser.add_argument("--max-steps", type=positive_int, default=None, help="merge each response to at most this many steps")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="requests per judge call (default 64)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,16 +77,13 @@ def run(args: argparse.Namespace) -> int:
     from sgpo.tasks.arith import ArithTask
 
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
-    try:
-        ids, requests = read_requests(args.file, args.step_mode, args.max_steps)
-    except DataError as e:
-        log(f"sgpo judge: {e}")
-        return 2
+    ids, requests = read_requests(args.file, args.step_mode, args.max_steps)
+    if not requests:
+        raise DataError(f"{args.file}: no responses to judge")
     try:
         _, judge = resolve_judge(args.judge, ArithTask(), cache=None)
-    except Exception as e:  # noqa: BLE001 - a config problem: say it plainly
-        log(f"sgpo judge: {e}")
-        return 2
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     out_rows, start = [], time.perf_counter()
     for i in range(0, len(requests), args.batch_size):
         batch = requests[i : i + args.batch_size]

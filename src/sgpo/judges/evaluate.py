@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from sgpo.cli import positive_int
+from sgpo.errors import ConfigError
 from sgpo.judges.base import ERROR, JudgeRequest, StepJudge, Verdict
 from sgpo.judges.baselines import BASELINES, ConstantJudge
 from sgpo.judges.data import DataError, LabelledSolution, read_processbench, write_jsonl
@@ -137,17 +139,19 @@ def markdown_table(results: list[dict]) -> str:
 
 def evaluate(path: str | Path, specs: list[str], batch_size: int = 32, use_reference: bool = True, limit: int | None = None,
              log=print) -> tuple[list[dict], dict[str, list[Verdict]]]:
-    """Evaluate each judge spec on the file; a judge that cannot be built is reported and skipped."""
+    """Evaluate each judge spec on the file. Every judge is built before any is run, so a spec that
+    names no judge is a ConfigError before any work (models still load lazily, on first use)."""
     from sgpo.tasks.arith import ArithTask
 
     rows = read_processbench(path)[:limit]
-    results, all_verdicts = [], {}
+    judges = []
     for spec in specs:
         try:
-            name, judge = resolve_judge(spec, ArithTask())
-        except Exception as e:  # noqa: BLE001 - say which judge and go on with the others
-            log(f"judge {spec!r}: cannot build it: {type(e).__name__}: {e}")
-            continue
+            judges.append((spec, *resolve_judge(spec, ArithTask())))
+        except ValueError as e:
+            raise ConfigError(str(e) if str(e).startswith("--judge") else f"--judge {spec!r}: {e}") from None
+    results, all_verdicts = [], {}
+    for spec, name, judge in judges:
         verdicts, seconds = run_judge(judge, rows, batch_size, use_reference)
         metrics = {"judge": name, "spec": spec, **compute_metrics(rows, verdicts, seconds), "stats": collect_stats(judge)}
         results.append(metrics)
@@ -162,18 +166,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="first | last | none | rule | llm_http | llm_local | prm | judge config file | model dir; "
                              "LABEL=NAME names the column; repeat to compare")
     parser.add_argument("--out", help="write results.json, results.md and verdicts/<judge>.jsonl here")
-    parser.add_argument("--batch-size", type=int, default=32, help="requests per judge call (default 32)")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N rows")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="requests per judge call (default 32)")
+    parser.add_argument("--limit", type=positive_int, default=None, help="only the first N rows")
     parser.add_argument("--no-reference", action="store_true", help="hide reference solutions from the judges")
 
 
 def run(args: argparse.Namespace) -> int:
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731 - the table goes to stdout, progress to stderr
-    try:
-        results, verdicts = evaluate(args.file, args.judge, args.batch_size, not args.no_reference, args.limit, log)
-    except DataError as e:
-        log(f"sgpo judge-eval: {e}")
-        return 2
+    results, verdicts = evaluate(args.file, args.judge, args.batch_size, not args.no_reference, args.limit, log)
     table = markdown_table(results)
     print(table)
     if args.out:
@@ -186,4 +186,4 @@ def run(args: argparse.Namespace) -> int:
             write_jsonl(out / "verdicts" / f"{safe}.jsonl",
                         ({"first_error": v.first_error, "n_steps": v.n_steps, "status": v.status, "raw": v.raw} for v in vs))
         log(f"wrote {out}/results.json, results.md and verdicts/")
-    return 0 if len(results) == len(args.judge) else 1
+    return 0

@@ -224,8 +224,7 @@ class Config(_Section):
     train: TrainConfig = TrainConfig()
 
 
-class ConfigError(ValueError):
-    """A configuration problem, with the key and what would be valid."""
+from sgpo.errors import ConfigError  # noqa: E402,F401 - re-exported for the modules that import it from here
 
 
 def _section_at(loc: tuple) -> type[BaseModel] | None:

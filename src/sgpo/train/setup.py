@@ -9,7 +9,7 @@ import torch
 
 from sgpo.rollout import format_prompt
 from sgpo.tasks.arith import ArithSpec, ArithTask
-from sgpo.train.config import Config
+from sgpo.train.config import Config, ConfigError
 
 if TYPE_CHECKING:
     from sgpo.tasks.math import MathTask
@@ -19,7 +19,7 @@ def pick_device(cfg: Config) -> torch.device:
     if cfg.train.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if cfg.train.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device=cuda but no CUDA device is available; use train.device=cpu or auto")
+        raise ConfigError("train.device=cuda but no CUDA device is available; use train.device=cpu or auto")
     return torch.device(cfg.train.device)
 
 

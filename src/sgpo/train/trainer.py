@@ -53,7 +53,8 @@ class PromptStream:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: bool = False, log=print):
+    def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: bool = False, log=print, judge=None):
+        """``judge``: any ``StepJudge`` object to use instead of the one ``cfg.judge`` describes."""
         self.cfg, self.log = cfg, log
         self.run_dir = Path(run_dir or cfg.train.out_dir)
         self.device = pick_device(cfg)
@@ -63,7 +64,7 @@ class Trainer:
         self.train_problems = [] if self.offline else self.task.problems("train", cfg.task.n_train)
         self.eval_problems = self.task.problems("validation", cfg.task.n_eval)
         self.method = cfg.algorithm.method
-        self.judge = build_judge(cfg.judge, self.task) if self._needs_judge() else None
+        self.judge = (judge or build_judge(cfg.judge, self.task)) if self._needs_judge() else None
         self.params = ShapingParams(
             cfg.algorithm.scope, cfg.algorithm.mapping, cfg.algorithm.mapping_params(), cfg.algorithm.scale
         )
@@ -361,7 +362,8 @@ class Trainer:
         cfg = self.cfg
         prompts = [self.prompt(p.question) for p in self.eval_problems]
         k = cfg.train.eval_k
-        with torch.random.fork_rng(devices=[]):
+        # manual_seed below re-seeds every device, so every device whose generator training uses is forked.
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(cfg.train.seed * 31 + self.step_idx)
             greedy = generate(self.policy, self.tokenizer, prompts, n=1, max_new_tokens=cfg.rollout.max_new_tokens, greedy=True)
             sampled = generate(

@@ -1,0 +1,16 @@
+"""The two kinds of bad input, at the bottom of the import graph so every layer may raise them.
+
+The command line turns either into one line on stderr, ``sgpo COMMAND: error: ...``, and exit
+code 2; anything else is a bug and keeps its traceback.
+"""
+
+
+class ConfigError(ValueError):
+    """A configuration problem (a key, an option, a command-line argument), with what would be valid."""
+
+
+class DataError(ValueError):
+    """A malformed data file, naming the file and line (or row)."""
+
+
+__all__ = ["ConfigError", "DataError"]

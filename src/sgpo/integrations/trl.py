@@ -1,0 +1,252 @@
+"""SGPO inside TRL: ``SGPOTrainer(GRPOTrainer)`` and ``SGPOConfig(GRPOConfig)``.
+
+    from sgpo.integrations.trl import SGPOConfig, SGPOTrainer
+
+    args = SGPOConfig(output_dir="out", num_generations=8, sgpo_judge="judge.yaml")
+    trainer = SGPOTrainer(model, reward_funcs=[correct, well_formatted], args=args, train_dataset=ds)
+    trainer.train()
+
+How SGPO enters TRL (DESIGN §6): ``GRPOTrainer._calculate_rewards`` returns the rewards of every
+reward function, gathered over processes, shaped [global batch, reward functions]; a group is G
+consecutive rows and may be split over processes. The override reads the outcome column, finds
+the all-negative groups on the gathered tensor, judges only this process's rows of them through
+``sgpo.grading``, gathers the RTS and verdict flags, computes the graded rewards with
+``sgpo.core`` and writes them back into the outcome column. TRL's advantage, loss and logging
+code runs unchanged on them, and the other reward functions (format, length) keep their columns.
+``ngrpo`` changes the advantage formula itself (a virtual reward-1 sample), so for it the
+advantages TRL computed from the same rewards are replaced by ``sgpo.core``'s.
+
+A response in scope whose verdict failed (timeout, error, unparsable or out-of-range answer) has an
+unknown reward: its row becomes NaN in every column, which TRL treats as an unscorable row (left
+out of its group's mean and std, advantage 0), the rule of DESIGN §2.8 and of the native trainer.
+
+The raw outcome accuracy and the ``sgpo/*`` statistics are logged beside TRL's metrics: TRL's own
+``rewards/<outcome function>/mean`` is computed from the graded column.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate.utils import gather
+from trl import GRPOConfig, GRPOTrainer
+
+from sgpo.core import METHODS, ShapingParams, known_rewards
+from sgpo.grading import GradingSettings, grading_stats, judge_requests, request, scope_index, shape
+from sgpo.judges.config import build_judge, load_judge_config
+from sgpo.tasks.base import Problem
+
+#: TRL's std epsilon in its advantage formula; the grading step uses it too, so ngrpo's
+#: replacement advantages and TRL's own agree with the native trainer run with ``eps=1e-4``.
+TRL_EPS = 1e-4
+METHOD_CHOICES = ("grpo", "sgpo", "random", "ngrpo")
+
+
+@dataclass
+class SGPOConfig(GRPOConfig):
+    """``GRPOConfig`` plus the settings of SGPO's grading step (all prefixed ``sgpo_``)."""
+
+    sgpo_method: str = field(
+        default="sgpo",
+        metadata={"help": "What all-negative groups learn: `grpo` nothing, `sgpo` judge-graded rewards, `random` random "
+                          "RTS (judge-free control), `ngrpo` a virtual reward-1 sample in each group's statistics."},
+    )
+    sgpo_scope: str = field(
+        default="all_negative",
+        metadata={"help": "Which wrong responses are graded: `all_negative` (only in all-negative groups) or "
+                          "`all_incorrect` (every wrong response)."},
+    )
+    sgpo_mapping: str = field(default="logistic", metadata={"help": "RTS -> reward mapping: `logistic`, `linear` or `raw`."})
+    sgpo_beta: float = field(default=5.0, metadata={"help": "Slope of the logistic mapping sigmoid(beta * (RTS - gamma))."})
+    sgpo_gamma: float = field(default=0.5, metadata={"help": "Centre of the logistic mapping."})
+    sgpo_linear_scale: float = field(default=0.5, metadata={"help": "Slope of the linear mapping scale * RTS."})
+    sgpo_rts_unit: str = field(
+        default="steps", metadata={"help": "RTS as the share of `steps` or of `tokens` before the first error."}
+    )
+    sgpo_step_mode: str = field(
+        default="auto", metadata={"help": "How a completion is split into steps: `auto`, `paragraph`, `line` or `marker`."}
+    )
+    sgpo_max_steps: int | None = field(
+        default=None, metadata={"help": "Merge a completion's steps down to at most this many before judging."}
+    )
+    sgpo_outcome_reward: str | None = field(
+        default=None,
+        metadata={"help": "Name of the reward function whose value is the outcome (1 correct, else wrong); its column "
+                          "receives the graded rewards. Default: the first reward function."},
+    )
+    sgpo_judge: str | None = field(
+        default=None,
+        metadata={"help": "YAML file with the step judge's settings (`sgpo.judges.config.JudgeConfig`, e.g. `kind: "
+                          "llm_http` and its server). Not needed when a judge object is passed to SGPOTrainer."},
+    )
+    sgpo_problem_column: str = field(
+        default="problem", metadata={"help": "Dataset column with the problem text the judge sees (default: the prompt)."}
+    )
+    sgpo_reference_column: str = field(
+        default="reference", metadata={"help": "Dataset column with a reference solution the judge may use (optional)."}
+    )
+    sgpo_answer_column: str = field(
+        default="answer", metadata={"help": "Dataset column with the reference final answer (optional)."}
+    )
+    sgpo_judge_log: str | None = field(
+        default=None,
+        metadata={"help": "Directory where each process appends, per step, the rows it judged and the rewards it "
+                          "returned (`judged_rank<r>.jsonl`); for debugging and for the multi-process test."},
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.sgpo_method not in METHOD_CHOICES:
+            raise ValueError(f"sgpo_method={self.sgpo_method!r}; choose one of: {', '.join(METHOD_CHOICES)}"
+                             + (" (DAPO's dynamic sampling is not a reward change; TRL has no such sampler)"
+                                if self.sgpo_method == "dapo" else ""))
+        if self.sgpo_method == "ngrpo" and getattr(self, "multi_objective_aggregation", "sum_then_normalize") != "sum_then_normalize":
+            raise ValueError("sgpo_method='ngrpo' needs multi_objective_aggregation='sum_then_normalize'")
+        self.sgpo_settings()  # bad scope, mapping or unit fail here, not at the first step
+
+    def sgpo_settings(self) -> GradingSettings:
+        """The grading step's settings; advantages scaled as TRL scales them."""
+        params = {"logistic": {"beta": self.sgpo_beta, "gamma": self.sgpo_gamma},
+                  "linear": {"scale": self.sgpo_linear_scale}}.get(self.sgpo_mapping, {})
+        scale = {True: "group", False: "none"}.get(self.scale_rewards, self.scale_rewards)
+        for name, value, choices in (("sgpo_scope", self.sgpo_scope, ("all_negative", "all_incorrect")),
+                                     ("sgpo_mapping", self.sgpo_mapping, ("logistic", "linear", "raw")),
+                                     ("sgpo_rts_unit", self.sgpo_rts_unit, ("steps", "tokens"))):
+            if value not in choices:
+                raise ValueError(f"{name}={value!r}; choose one of: {', '.join(choices)}")
+        return GradingSettings(self.sgpo_method, ShapingParams(self.sgpo_scope, self.sgpo_mapping, params, scale, TRL_EPS),
+                               self.sgpo_step_mode, self.sgpo_max_steps, self.sgpo_rts_unit)
+
+
+def _text(x) -> str:
+    """A prompt or completion as plain text: a string, or the contents of chat messages."""
+    if isinstance(x, str):
+        return x
+    return "\n".join(m["content"] if isinstance(m.get("content"), str) else str(m.get("content")) for m in x)
+
+
+class SGPOTrainer(GRPOTrainer):
+    """``GRPOTrainer`` whose outcome rewards are graded by a step judge in all-negative groups.
+
+    Args:
+        judge: a ``StepJudge`` (anything with ``judge(requests) -> verdicts``); default: built from
+            ``args.sgpo_judge``. Needed only for ``sgpo_method='sgpo'``.
+        Everything else as ``GRPOTrainer``; ``args`` must be an :class:`SGPOConfig`.
+    """
+
+    def __init__(self, *args, judge=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.args, SGPOConfig):
+            raise TypeError(f"SGPOTrainer needs args=SGPOConfig(...), got {type(self.args).__name__}")
+        a = self.args
+        self.sgpo = a.sgpo_settings()
+        names = list(self.reward_func_names)
+        if a.sgpo_outcome_reward is not None and a.sgpo_outcome_reward not in names:
+            raise ValueError(f"sgpo_outcome_reward={a.sgpo_outcome_reward!r} is not a reward function; "
+                             f"the reward functions are: {', '.join(names)}")
+        self.outcome_col = names.index(a.sgpo_outcome_reward) if a.sgpo_outcome_reward else 0
+        if judge is None and a.sgpo_method == "sgpo":
+            if a.sgpo_judge is None:
+                raise ValueError("sgpo_method='sgpo' needs a step judge: SGPOTrainer(judge=...) or SGPOConfig(sgpo_judge=FILE)")
+            judge = build_judge(load_judge_config(a.sgpo_judge))
+        self.judge = judge
+        self.sgpo_judge_calls = 0
+        self._gathered_rewards: torch.Tensor | None = None
+
+    # -- the override --------------------------------------------------------------------------
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)  # gathered [B, F]
+        mode = "train" if self.model.training else "eval"
+        outcomes = torch.nan_to_num(rewards[:, self.outcome_col].float(), nan=0.0).cpu()
+        self._metrics[mode]["sgpo/outcome_accuracy"].append(outcomes.mean().item())
+        if mode == "eval":  # evaluation only logs; judging its groups would cost calls that teach nothing
+            return rewards
+        G = self.num_generations
+        grouped = outcomes.view(-1, G)
+        local, lo = len(prompts), self.accelerator.process_index * len(prompts)
+        rts, ok, judged_rows = self._grade_local_rows(inputs, prompts, completions, grouped, lo, local)
+        # Every process contributes its own rows, in process order: the gathered rows are the global batch.
+        rts = gather(rts.to(rewards.device)).cpu()
+        ok = gather(ok.float().to(rewards.device)).cpu() > 0.5  # gloo cannot gather bool tensors
+        step_gen = torch.Generator().manual_seed(self.args.seed * 7_919 + self.state.global_step)
+        shaped = shape(grouped, rts.view(-1, G), ok.view(-1, G), self.sgpo, step_gen)
+        if self.sgpo.method in ("sgpo", "random"):
+            graded = shaped.rewards.reshape(-1).to(rewards.device, rewards.dtype)
+            keep_nan = torch.isnan(rewards[:, self.outcome_col])  # a row the outcome function could not score stays so
+            rewards[:, self.outcome_col] = torch.where(keep_nan, rewards[:, self.outcome_col], graded)
+            # A response in scope whose verdict failed has an unknown reward (DESIGN §2.8): a row of NaN is
+            # TRL's own "unscorable" row, which leaves its group's mean and std and gets advantage 0.
+            unknown = ~known_rewards(grouped, ok.view(-1, G), self.sgpo.params.scope).reshape(-1)
+            rewards[unknown.to(rewards.device)] = torch.nan
+        self._gathered_rewards = rewards
+        judged = torch.zeros_like(ok)
+        if self.sgpo.method == "sgpo":
+            judged = torch.zeros(len(outcomes), dtype=torch.bool)
+            judged[scope_index(grouped, self.sgpo)] = True
+        stats = grading_stats(grouped, shaped, judged.view(-1, G), ok.view(-1, G), rts.view(-1, G))
+        stats["sgpo/judge_calls_total"] = self._all_processes_sum(self.sgpo_judge_calls)
+        for k, v in stats.items():
+            self._metrics[mode][k].append(float(v))
+        self._log_judged(judged_rows, lo, completions, outcomes, rewards[:, self.outcome_col])
+        return rewards
+
+    def _grade_local_rows(self, inputs, prompts, completions, grouped, lo: int, local: int):
+        """RTS and verdict flags for this process's rows in scope; zeros elsewhere. Returns ([local], [local], rows)."""
+        rts = torch.zeros(local)
+        ok = torch.zeros(local, dtype=torch.bool)
+        rows = [i for i in scope_index(grouped, self.sgpo) if lo <= i < lo + local]
+        if not rows:
+            return rts, ok, rows
+        a = self.args
+        reqs = []
+        for i in rows:
+            x = inputs[i - lo]
+            problem = Problem(str(i), _text(x.get(a.sgpo_problem_column) or prompts[i - lo]),
+                              x.get(a.sgpo_reference_column), x.get(a.sgpo_answer_column))
+            reqs.append(request(problem, _text(completions[i - lo]), self.sgpo))
+        local_idx = [i - lo for i in rows]
+        if self.sgpo.method == "random":  # grades exactly what SGPO could: responses with steps
+            ok[local_idx] = torch.tensor([bool(r.steps) for r in reqs])
+            return rts, ok, rows
+        count = None
+        if self.sgpo.rts_unit == "tokens":
+            count = lambda s: len(self.processing_class(text=s, add_special_tokens=False)["input_ids"])  # noqa: E731
+        judged = judge_requests(self.judge, reqs, self.sgpo, count_tokens=count, log=print)
+        self.sgpo_judge_calls += judged.calls
+        rts[local_idx], ok[local_idx] = judged.rts, judged.ok
+        return rts, ok, rows
+
+    def _all_processes_sum(self, value: int) -> int:
+        return int(gather(torch.tensor([value], device=self.accelerator.device)).sum())
+
+    def _log_judged(self, rows: list[int], lo: int, completions, outcomes: torch.Tensor, rewards: torch.Tensor) -> None:
+        if not self.args.sgpo_judge_log:
+            return
+        out = Path(self.args.sgpo_judge_log)
+        out.mkdir(parents=True, exist_ok=True)
+        record = {"step": self.state.global_step, "rank": self.accelerator.process_index, "world": self.accelerator.num_processes,
+                  "group_size": self.num_generations, "judged_rows": rows, "first_row": lo,
+                  "completions": [_text(c) for c in completions], "outcomes": outcomes.tolist(),
+                  "rewards": rewards.float().cpu().tolist()}
+        with open(out / f"judged_rank{self.accelerator.process_index}.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        if self.sgpo.method == "ngrpo" and self.model.training and self._gathered_rewards is not None:
+            r = self._gathered_rewards
+            total = (r * self.reward_weights.to(r.device).unsqueeze(0)).nansum(dim=1).float().cpu()
+            adv = METHODS.get("ngrpo")(total.view(-1, self.num_generations), params=self.sgpo.params).advantages
+            n = len(output["advantages"])
+            lo = self.accelerator.process_index * n
+            output["advantages"] = adv.reshape(-1)[lo : lo + n].to(output["advantages"].device, output["advantages"].dtype)
+            self._logs["advantages"].clear()  # the completions table shows the advantages trained on
+            self._logs["advantages"].extend(adv.reshape(-1).tolist())
+        return output
+
+
+__all__ = ["METHOD_CHOICES", "SGPOConfig", "SGPOTrainer", "TRL_EPS"]
