@@ -10,7 +10,7 @@ import torch
 
 from sgpo.core import ShapingParams
 from sgpo.grading import GradingSettings, grade
-from sgpo.integrations.verl.estimator import group_rows, options_from_config, sgpo_verl_advantages
+from sgpo.integrations.verl.estimator import UNKNOWN_SCORE, group_rows, options_from_config, sgpo_verl_advantages
 from sgpo.integrations.verl.reward import compute_score
 from sgpo.judges.rule import ArithRuleJudge
 from sgpo.tasks.arith import ArithTask
@@ -33,18 +33,19 @@ def no_answer(problem: Problem) -> str:
 
 def scenario():
     """Problems [N] and responses [N * G]: all-negative (graded), mixed (wrong members graded by the
-    reward function, dropped by the estimator), all-positive, all-negative with failed verdicts (a
-    question the rule judge cannot read, and a response without steps), all-negative with a
-    no-error verdict."""
+    reward function, dropped by the estimator, and one without steps, outside the scope),
+    all-positive, all-negative with failed verdicts only (a question the rule judge cannot read, and
+    a response without steps), all-negative with a no-error verdict, graded ones and a response
+    without steps (an unknown reward among known ones)."""
     p = ArithTask().problems("train", 4)
     broken = Problem("broken", "Compute the sum of the digits.", "no reference", p[3].answer)
     problems = [p[0], p[1], p[2], broken, p[3]]
     texts = [
         wrong_at(p[0], 0), wrong_at(p[0], 1), wrong_at(p[0], 2), wrong_at(p[0], 3),
-        p[1].reference, wrong_at(p[1], 0), wrong_at(p[1], 2), no_answer(p[1]),
+        p[1].reference, wrong_at(p[1], 0), "", no_answer(p[1]),
         p[2].reference, p[2].reference, p[2].reference, p[2].reference,
         wrong_at(p[3], 1), wrong_at(p[3], 2), "", "Answer: 1",
-        no_answer(p[3]), wrong_at(p[3], 0), wrong_at(p[3], 3), wrong_at(p[3], 1),
+        no_answer(p[3]), wrong_at(p[3], 0), wrong_at(p[3], 3), "   ",
     ]
     return problems, texts
 
@@ -85,9 +86,12 @@ def test_reward_function_and_estimator_equal_native_grading(scale, mapping):
     native = grade(problems, texts, outcomes, GradingSettings("sgpo", params, "line"), judge=ArithRuleJudge())
     # the scenario covers what it claims
     assert outcomes.tolist()[2] == [1, 1, 1, 1] and outcomes[[0, 3, 4]].sum() == 0 and outcomes[1].sum() == 1
-    assert not native.verdict_ok[3].any() and native.verdict_ok[[0, 4]].all()
+    assert not native.verdict_ok[3].any() and native.verdict_ok[0].all()
+    assert native.verdict_ok[4].tolist() == [True, True, True, False]
     assert any(r["score"] > 0 for r in results[5:8]), "mixed group's wrong responses were graded by the reward fn"
     assert [r["judge_status"] for r in results[12:16]] == ["invalid", "invalid", "no_steps", "invalid"]
+    assert results[19]["judge_status"] == results[6]["judge_status"] == "no_steps"
+    assert results[19]["score"] == UNKNOWN_SCORE
 
     order, rewards, mask, uids = verl_batch(problems, texts, [r["score"] for r in results])
     out = sgpo_verl_advantages(rewards, mask, uids, scale=scale)
@@ -97,7 +101,9 @@ def test_reward_function_and_estimator_equal_native_grading(scale, mapping):
     assert out.rewards[[order.index(i) for i in (5, 6, 7)]].tolist() == [0, 0, 0]  # grades dropped in the mixed group
     assert out.stats["sgpo/verl_extra_judged"] == 3  # the mixed group's three wrong responses
     assert out.stats["sgpo/verl_dropped_grades"] == sum(r["score"] > 0 for r in results[5:8])
-    assert out.stats["sgpo/in_scope_responses"] == 12
+    assert out.stats["sgpo/judged_responses"] == 12
+    assert out.stats["sgpo/judge_failures"] == 5
+    assert out.known.tolist() == [i not in (12, 13, 14, 15, 19) for i in order]
     assert out.stats["groups/all_negative_frac"] == pytest.approx(3 / 5)
 
 

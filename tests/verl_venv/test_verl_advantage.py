@@ -69,14 +69,15 @@ def test_verl_compute_advantage_equals_native_grading(v1, overrides, params):
         if params.scale == "none":
             grpo = torch.tensor([1.0, 0, 0, 0]) - 0.25
         torch.testing.assert_close(got[mixed_wrong].sum(dim=1) / mask[mixed_wrong].sum(dim=1), grpo[1:])
-    assert got[[order.index(i) for i in range(12, 16)]].abs().sum() == 0  # failed verdicts: no signal
+    assert got[[order.index(i) for i in (12, 13, 14, 15, 19)]].abs().sum() == 0  # failed verdicts: unknown, 0
     assert got[[order.index(i) for i in range(0, 4)]].abs().sum() > 0  # all-negative group recovered
     # the judge cost, as the estimator counted it on this (the driver's) process
     from sgpo.integrations.verl.plugin import LAST_STATS
 
     assert LAST_STATS["sgpo/verl_extra_judged"] == (3 if params.scope == "all_negative" else 0)
-    assert LAST_STATS["sgpo/in_scope_responses"] == (12 if params.scope == "all_negative" else 15)
+    assert LAST_STATS["sgpo/judged_responses"] == (12 if params.scope == "all_negative" else 15)
     assert LAST_STATS["groups/mixed_frac"] == pytest.approx(1 / 5)
+    assert LAST_STATS["sgpo/judge_failures"] == (5 if params.scope == "all_negative" else 6)
 
 
 def test_in_reward_kl_is_refused():

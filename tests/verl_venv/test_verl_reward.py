@@ -20,6 +20,7 @@ from verl.trainer.ppo.ray_trainer import compute_advantage
 
 from sgpo.core import ShapingParams
 from sgpo.grading import GradingSettings, grade
+from sgpo.integrations.verl.estimator import UNKNOWN_SCORE
 from sgpo.judges.rule import ArithRuleJudge
 from sgpo.models import arith_tokenizer
 from test_verl_estimator import G, scenario, verl_batch
@@ -99,14 +100,16 @@ def test_reward_loop_scores_then_verl_advantages_equal_native(tokenizer_dir, tmp
     judge = ArithRuleJudge()
     settings = GradingSettings("sgpo", ShapingParams(scope="all_incorrect"), "line")
     outcomes = torch.tensor([r["acc"] for r in info]).view(-1, G)
-    every_wrong = grade(problems, texts, outcomes, settings, judge=judge)  # what the reward loop must give
-    assert scores == pytest.approx(every_wrong.rewards.reshape(-1).tolist())
+    every_wrong = grade(problems, texts, outcomes, settings, judge=judge)  # what the reward loop must give:
+    failed = (every_wrong.judged & ~every_wrong.verdict_ok).reshape(-1)  # ... with failures marked unknown
+    expected_scores = torch.where(failed, UNKNOWN_SCORE, every_wrong.rewards.reshape(-1))
+    assert scores == pytest.approx(expected_scores.tolist())
     assert outcomes.tolist() == [[0, 0, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0]]
     assert [r["first_error"] for r in info[:4]] == [0, 1, 2, 3]
-    assert [r["first_error"] for r in info[16:20]] == [-1, 0, 3, 1]  # -1: all steps right, no answer
+    assert [r["first_error"] for r in info[16:20]] == [-1, 0, 3, -1]  # -1: all steps right, no answer / no steps
     assert all(r["n_steps"] == 5 for r in info[:4]) and info[16]["n_steps"] == 4
     assert [r["judge_status"] for r in info[12:16]] == ["invalid", "invalid", "no_steps", "invalid"]
-    assert [r["judged"] for r in info[4:8]] == [0, 1, 1, 1]  # the mixed group's wrong ones cost judge calls
+    assert [r["judged"] for r in info[4:8]] == [0, 1, 0, 1]  # the mixed group's wrong ones with steps cost calls
 
     rm_scores = get_reward_manager_cls(cfg.reward.reward_manager.name).assemble_rm_scores(data, scores)
     response_mask = data.batch["attention_mask"][:, data.batch["prompts"].shape[1]:]
@@ -123,7 +126,7 @@ def test_reward_loop_scores_then_verl_advantages_equal_native(tokenizer_dir, tmp
 
 def test_judge_failure_never_raises_math_task(tokenizer_dir, tmp_path):
     """The math task's verifier (boxed + math-verify) with an HTTP judge that cannot be reached:
-    wrong responses score 0 with judge_status 'error', correct ones 1."""
+    wrong responses score UNKNOWN_SCORE (an unknown reward) with judge_status 'error', correct ones 1."""
     import socket
 
     with socket.socket() as s:
@@ -142,6 +145,6 @@ def test_judge_failure_never_raises_math_task(tokenizer_dir, tmp_path):
     data.non_tensor_batch["reward_model"][:] = [{"ground_truth": "\\frac{3}{4}"}] * len(texts)
     info = [o["reward_extra_info"] for o in run_reward_loop(cfg, data)]
     assert [r["acc"] for r in info] == [1.0, 0.0, 1.0, 0.0]
-    assert [r["score"] for r in info] == [1.0, 0.0, 1.0, 0.0]
+    assert [r["score"] for r in info] == [1.0, UNKNOWN_SCORE, 1.0, UNKNOWN_SCORE]
     assert [r["judge_status"] for r in info] == ["skipped", "error", "skipped", "error"]
     assert [r["verify_status"] for r in info] == ["correct", "wrong", "correct", "no_answer"]

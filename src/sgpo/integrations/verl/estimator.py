@@ -2,13 +2,16 @@
 
 verl scores each response on its own (``reward.custom_reward_function``), before the groups are
 known, so :mod:`sgpo.integrations.verl.reward` grades *every* wrong response: its score is 1 for a
-correct response, f(RTS) < 1 for a graded wrong one and 0 for a wrong one without a usable verdict.
-This estimator sees the whole batch with the group uids and applies SGPO's scope there::
+correct response, f(RTS) in [0, 1) for a graded wrong one, and :data:`UNKNOWN_SCORE` (negative)
+for a wrong one without a usable verdict (a failed verdict, no steps). This estimator sees the
+whole batch with the group uids and applies SGPO's scope there::
 
     score_i = sum_t token_level_rewards[i, t]           (verl puts the score on the last token)
     o_i     = is_correct(score_i)                        (sgpo.core: correct iff score == 1)
-    r_i     = restrict_to_scope(o, score, scope)_i       (graded only in scope, else r_i = o_i)
-    A_i     = group_advantages(r, scale, eps)_i          (per group of rows sharing a uid)
+    ok_i    = score_i >= 0                               (a usable verdict, or none was needed)
+    r_i     = restrict_to_scope(o, where(ok, score, o), scope)_i   (graded only in scope, else o_i)
+    known_i = known_rewards(o, ok, scope)_i              (in scope without a verdict: unknown)
+    A_i     = group_advantages(r, scale, eps, known)_i   (per group of rows sharing a uid)
     advantages[i, t] = A_i * response_mask[i, t]
 
 so the advantages equal those of ``sgpo.grading.grade`` (the native trainer) on the same outcomes
@@ -28,10 +31,16 @@ from typing import Any, NamedTuple
 
 import torch
 
-from sgpo.core import SCALES, SCOPES, classify_groups, group_advantages, is_correct, judge_mask, restrict_to_scope
+from sgpo.core import SCALES, SCOPES, classify_groups, group_advantages, is_correct, judge_mask, known_rewards
+from sgpo.core import restrict_to_scope
 
 #: The estimator's name in verl's registry (``algorithm.adv_estimator=sgpo``).
 NAME = "sgpo"
+#: The score of a wrong response that has no usable verdict (DESIGN §2.8: its reward is unknown).
+#: Every real reward is >= 0, so any negative score reads as unknown; small, so that verl's own
+#: score metrics (critic/score/mean, ...) barely move. Outside SGPO's scope such a response is not
+#: graded at all, so the estimator gives it its outcome 0, a known reward, as the native trainer does.
+UNKNOWN_SCORE = -1e-3
 
 
 class VerlAdvantages(NamedTuple):
@@ -39,6 +48,8 @@ class VerlAdvantages(NamedTuple):
     """[B, T] float32 advantages, A_i broadcast over the response tokens (0 on padding)."""
     rewards: torch.Tensor
     """[B] float32 rewards after SGPO's scope (graded only in scope, else the outcome)."""
+    known: torch.Tensor
+    """[B] bool, the reward is known (False: in scope without a usable verdict; advantage 0)."""
     outcomes: torch.Tensor
     """[B] float32 outcomes in {0, 1} (score == 1)."""
     stats: dict[str, float]
@@ -79,8 +90,9 @@ def sgpo_verl_advantages(
     Returns:
         :class:`VerlAdvantages`. ``stats`` has the DESIGN §4 names that the estimator can know
         exactly (``accuracy/train``, ``reward/mean``, ``groups/*_frac``,
-        ``sgpo/recovered_groups_frac``) and the judge cost of scoring one response at a time:
-        ``sgpo/in_scope_responses`` (wrong responses SGPO grades), ``sgpo/verl_extra_judged``
+        ``sgpo/recovered_groups_frac``, ``sgpo/judged_responses``: wrong responses in scope, which
+        SGPO grades, ``sgpo/judge_failures``: those without a usable verdict) and the judge cost
+        of scoring one response at a time: ``sgpo/verl_extra_judged``
         (wrong responses outside the scope: the reward function sent each of them that had a
         step to the judge, and their grade is dropped here) and ``sgpo/verl_dropped_grades``
         (those of them whose score was a grade, i.e. not 0, and was set back to 0).
@@ -108,17 +120,21 @@ def sgpo_verl_advantages(
         )
 
     rewards, outcomes, adv = torch.zeros(B), torch.zeros(B), torch.zeros(B)
+    known_all = torch.ones(B, dtype=torch.bool)
     n_all_neg = n_all_pos = n_mixed = n_recovered = 0
-    in_scope = extra = dropped = 0
+    in_scope = failures = extra = dropped = 0
     for rows in by_size.values():
         ids = torch.tensor(rows)  # [n, G]
         s = scores[ids]
         o = is_correct(s).float()
-        r = restrict_to_scope(o, s, scope)
-        a = group_advantages(r, scale, eps)
-        rewards[ids], outcomes[ids], adv[ids] = r, o, a
+        ok = s >= 0
+        r = restrict_to_scope(o, torch.where(ok, s, o), scope)
+        known = known_rewards(o, ok, scope)
+        a = group_advantages(r, scale, eps, known=known)
+        rewards[ids], outcomes[ids], adv[ids], known_all[ids] = r, o, a, known
         kinds = classify_groups(o)
         graded = judge_mask(o, scope)
+        failures += int((graded & ~ok).sum())
         outside = ~is_correct(o) & ~graded
         n_all_neg += int(kinds.all_negative.sum())
         n_all_pos += int(kinds.all_positive.sum())
@@ -126,7 +142,7 @@ def sgpo_verl_advantages(
         n_recovered += int((kinds.all_negative & (a.abs() > 0).any(dim=1)).sum())
         in_scope += int(graded.sum())
         extra += int(outside.sum())
-        dropped += int((outside & (s != o)).sum())
+        dropped += int((outside & ok & (s != o)).sum())
 
     n = max(len(groups), 1)
     stats = {
@@ -136,13 +152,14 @@ def sgpo_verl_advantages(
         "groups/all_positive_frac": n_all_pos / n,
         "groups/mixed_frac": n_mixed / n,
         "sgpo/recovered_groups_frac": n_recovered / n,
-        "sgpo/in_scope_responses": float(in_scope),
+        "sgpo/judged_responses": float(in_scope),
+        "sgpo/judge_failures": float(failures),
         "sgpo/verl_extra_judged": float(extra),
         "sgpo/verl_dropped_grades": float(dropped),
     }
     mask = response_mask.to(device=token_level_rewards.device, dtype=torch.float32)
     advantages = adv.to(mask.device).unsqueeze(-1) * mask
-    return VerlAdvantages(advantages, rewards, outcomes, stats)
+    return VerlAdvantages(advantages, rewards, known_all, outcomes, stats)
 
 
 def _get(config: Any, key: str, default: Any = None) -> Any:
@@ -182,4 +199,4 @@ def options_from_config(config: Any, norm_adv_by_std_in_grpo: bool | None = None
     }
 
 
-__all__ = ["NAME", "VerlAdvantages", "group_rows", "options_from_config", "sgpo_verl_advantages"]
+__all__ = ["NAME", "UNKNOWN_SCORE", "VerlAdvantages", "group_rows", "options_from_config", "sgpo_verl_advantages"]

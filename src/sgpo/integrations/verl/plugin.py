@@ -32,8 +32,8 @@ logger.setLevel(os.environ.get("SGPO_VERL_LOGGING_LEVEL", "INFO").upper())
 
 #: The statistics of the latest batch this process computed advantages for (see ``sgpo_verl_advantages``).
 LAST_STATS: dict[str, float] = {}
-#: Running totals over this process's batches: ``batches``, ``responses``, ``sgpo/in_scope_responses``,
-#: ``sgpo/verl_extra_judged``, ``sgpo/verl_dropped_grades``.
+#: Running totals over this process's batches: ``batches``, ``responses``, ``sgpo/judged_responses``,
+#: ``sgpo/judge_failures``, ``sgpo/verl_extra_judged``, ``sgpo/verl_dropped_grades``.
 TOTALS: dict[str, float] = {}
 
 
@@ -66,7 +66,8 @@ def compute_sgpo_advantage(
     LAST_STATS.update(out.stats)
     TOTALS["batches"] = TOTALS.get("batches", 0) + 1
     TOTALS["responses"] = TOTALS.get("responses", 0) + len(out.rewards)
-    for key in ("sgpo/in_scope_responses", "sgpo/verl_extra_judged", "sgpo/verl_dropped_grades"):
+    for key in ("sgpo/judged_responses", "sgpo/judge_failures", "sgpo/verl_extra_judged",
+                "sgpo/verl_dropped_grades"):
         TOTALS[key] = TOTALS.get(key, 0) + out.stats[key]
     logger.info("sgpo advantages: %s", ", ".join(f"{k}={v:.4g}" for k, v in out.stats.items()))
     advantages = out.advantages.to(token_level_rewards.dtype)

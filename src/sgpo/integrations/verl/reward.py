@@ -9,8 +9,9 @@ merged with ``reward_kwargs``, in its reward-loop workers (threads of several pr
 response is verified with the task's own verifier (the arithmetic task's, or the math task's
 ``\\boxed{}`` + math-verify check); a correct one scores 1. verl shows the reward function no
 group, so a wrong one is always sent to the step judge and scores f(RTS) < 1
-(``sgpo.core.graded_reward``) when the verdict is usable, 0 otherwise (a failed verdict or a
-response without steps: never an exception). The ``sgpo`` advantage estimator then keeps the
+(``sgpo.core.graded_reward``) when the verdict is usable; without one (a failed verdict, or a
+response without steps, which is not sent) it scores ``UNKNOWN_SCORE`` (-0.001), which the
+estimator reads as an unknown reward (DESIGN §2.8). A judge failure is never an exception. The ``sgpo`` advantage estimator then keeps the
 grades only in SGPO's scope (all-negative groups by default), which gives the native trainer's
 rewards; the grades of wrong responses in mixed groups are the extra judge calls this costs.
 
@@ -34,8 +35,9 @@ works too). :mod:`sgpo.integrations.verl.data` writes sgpo tasks in that layout.
   one of these are verl's validation data and are only verified, never judged (verl tells a reward
   function nothing else about validation); ``[]`` judges every row.
 
-The judge is built once per process and settings. Each call returns ``score``, ``acc`` (the
-outcome), ``first_error`` (-1: none found or not judged), ``n_steps``, ``rts``, ``judge_status``
+The judge is built once per process and settings. Each call returns ``score`` (1, f(RTS), 0 for a
+wrong validation row, or ``UNKNOWN_SCORE``), ``acc`` (the outcome), ``first_error`` (-1: none
+found or not judged), ``n_steps``, ``rts``, ``judge_status``
 (``skipped`` for a correct response, ``no_steps``, or the verdict's ``ok``/``invalid``/``error``/
 ``timeout``), ``judged`` (1 if the response was sent to the judge) and ``verify_status``.
 :func:`judge_stats` has this process's counts.
@@ -55,6 +57,7 @@ import torch
 
 from sgpo.core import ShapingParams, graded_reward
 from sgpo.grading import GradingSettings, judge_requests, request
+from sgpo.integrations.verl.estimator import UNKNOWN_SCORE
 from sgpo.judges.base import INVALID, JudgeRequest, Verdict
 from sgpo.tasks.base import Problem
 
@@ -210,7 +213,10 @@ def _grader(task_name: str, options: dict[str, Any]) -> _Grader:
         max_steps = options.get("max_steps", judge_cfg.max_steps)
         params = ShapingParams(scope="all_incorrect", mapping=options.get("mapping", "logistic"),
                                mapping_params=dict(options.get("mapping_params") or {}))
-        graded_reward(torch.zeros(1), params.mapping, **params.mapping_params)  # a bad mapping fails now
+        lowest = graded_reward(torch.tensor([0.0, 0.5, 1.0]), params.mapping, **params.mapping_params).min()  # a bad mapping fails now
+        if lowest < 0:
+            raise ValueError(f"the verl path needs graded rewards >= 0 (a negative score marks a failed verdict); "
+                             f"mapping {params.mapping} {params.mapping_params} gives {float(lowest):.3g}")
         settings = GradingSettings("sgpo", params, options.get("step_mode", task.step_mode),
                                    int(max_steps) if max_steps is not None else None)
         from sgpo.judges.config import build_judge
@@ -275,8 +281,8 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
             "sgpo's reward function needs the problem text for the step judge in extra_info['question'] "
             f"(or 'problem'); this row's extra_info has keys {sorted(extra_info)}"
         )
-    if not req.steps:
-        out["judge_status"] = "no_steps"
+    if not req.steps:  # never sent to the judge, and a failure all the same (sgpo.grading)
+        out.update(score=UNKNOWN_SCORE, judge_status="no_steps")
         _count(no_steps=1)
         return out
     slot = grader.batcher.ask(req)
@@ -290,6 +296,7 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     else:
         if verdict is not None and verdict.ok:
             out["judge_status"] = INVALID  # "ok" but unusable (an index out of range): a failure
+        out["score"] = UNKNOWN_SCORE
         _count(judged=1, judge_failures=1)
     return out
 
