@@ -40,3 +40,27 @@ def test_without_any_plugin_verl_does_not_know_sgpo():
     """The control: the registration really comes from the plugin."""
     out = probe(VERL_USE_EXTERNAL_PLUGINS="none")
     assert out.returncode != 0 and "Unknown advantage estimator" in out.stderr
+
+
+def test_a_ray_worker_gets_the_estimator_from_import_verl():
+    """A real Ray worker process (what verl's trainer, reward and rollout actors run in): it has not
+    imported sgpo, imports verl, and finds ``sgpo`` registered."""
+    import ray
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             object_store_memory=80 * 1024 * 1024)
+    try:
+        @ray.remote
+        def probe():
+            import sys
+
+            had_sgpo = any(m == "sgpo" or m.startswith("sgpo.") for m in sys.modules)
+            import verl  # noqa: F401
+            from verl.trainer.ppo.core_algos import get_adv_estimator_fn
+
+            return had_sgpo, get_adv_estimator_fn("sgpo").__module__, os.getpid()
+
+        had_sgpo, module, pid = ray.get(probe.remote(), timeout=240)
+    finally:
+        ray.shutdown()
+    assert (had_sgpo, module) == (False, "sgpo.integrations.verl.plugin") and pid != os.getpid()
