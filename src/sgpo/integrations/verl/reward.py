@@ -1,0 +1,304 @@
+"""``compute_score`` for verl's ``reward.custom_reward_function``: outcome + step-judge grade of one response.
+
+    reward.custom_reward_function.path=pkg://sgpo.integrations.verl.reward
+    reward.custom_reward_function.name=compute_score
+    +reward.custom_reward_function.reward_kwargs.judge_config=/abs/path/judge.yaml
+
+verl calls ``compute_score(data_source, solution_str, ground_truth, extra_info)`` once per response,
+merged with ``reward_kwargs``, in its reward-loop workers (threads of several processes). The
+response is verified with the task's own verifier (the arithmetic task's, or the math task's
+``\\boxed{}`` + math-verify check); a correct one scores 1. verl shows the reward function no
+group, so a wrong one is always sent to the step judge and scores f(RTS) < 1
+(``sgpo.core.graded_reward``) when the verdict is usable; without one (a failed verdict, or a
+response without steps, which is not sent) it scores ``UNKNOWN_SCORE`` (-0.001), which the
+estimator reads as an unknown reward (DESIGN §2.8). A judge failure is never an exception. The ``sgpo`` advantage estimator then keeps the
+grades only in SGPO's scope (all-negative groups by default), which gives the native trainer's
+rewards; the grades of wrong responses in mixed groups are the extra judge calls this costs.
+
+Data: ``extra_info["question"]`` (or ``"problem"``) is the problem text the judge sees,
+``extra_info["reference"]`` (or ``"solution"``) an optional reference solution, and
+``ground_truth`` the final answer (for math, a GSM8K ``"... #### 42"`` or ``\\boxed{}`` solution
+works too). :mod:`sgpo.integrations.verl.data` writes sgpo tasks in that layout.
+
+``reward_kwargs`` (all optional):
+
+* ``task``: ``arith``, ``math`` or ``auto`` (default: ``arith`` if ``data_source`` contains
+  "arith", else ``math``);
+* ``judge_config``: an sgpo judge YAML/JSON file (a ``judge:`` section or a training config);
+  ``judge``: JudgeConfig fields as a mapping (e.g. ``judge.kind=llm_http``,
+  ``judge.http.base_url=...``), applied over the file. Default: ``kind: rule`` (arithmetic only);
+* ``mapping`` (``logistic``/``linear``/``raw``) and ``mapping_params`` (e.g. ``{beta: 5, gamma: 0.5}``);
+* ``step_mode`` (default: the task's, ``line``), ``max_steps`` (default: the judge config's);
+* ``math_timeout_s`` (5), ``batch_wait_s`` (0.02: how long a judge call waits to gather the
+  wrong responses other threads of the process are scoring, so they go to the judge as one batch);
+* ``unjudged_splits`` (default ``[val, validation, test]``): rows whose ``extra_info["split"]`` is
+  one of these are verl's validation data and are only verified, never judged (verl tells a reward
+  function nothing else about validation); ``[]`` judges every row.
+
+The judge is built once per process and settings. Each call returns ``score`` (1, f(RTS), 0 for a
+wrong validation row, or ``UNKNOWN_SCORE``), ``acc`` (the outcome), ``first_error`` (-1: none
+found or not judged), ``n_steps``, ``rts``, ``judge_status``
+(``skipped`` for a correct response, ``no_steps``, or the verdict's ``ok``/``invalid``/``error``/
+``timeout``), ``judged`` (1 if the response was sent to the judge) and ``verify_status``.
+:func:`judge_stats` has this process's counts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from sgpo.core import ShapingParams, graded_reward
+from sgpo.grading import GradingSettings, judge_requests, request
+from sgpo.integrations.verl.estimator import UNKNOWN_SCORE
+from sgpo.judges.base import INVALID, JudgeRequest, Verdict
+from sgpo.tasks.base import Problem
+
+logger = logging.getLogger("sgpo.verl")
+
+TASKS = ("auto", "arith", "math")
+#: Keyword arguments verl itself may pass to a reward function; not ours, ignored.
+_VERL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
+_OPTIONS = frozenset({"task", "judge_config", "judge", "mapping", "mapping_params", "step_mode", "max_steps",
+                      "math_timeout_s", "batch_wait_s", "unjudged_splits"})
+#: Rows whose ``extra_info["split"]`` is one of these are held-out data (verl's validation): only
+#: their outcome matters (verl's ``val-core`` metrics read ``acc``), so they are not judged.
+UNJUDGED_SPLITS = ("val", "validation", "test")
+
+#: This process's counts over all calls: ``responses``, ``correct``, ``judged`` (sent to the judge),
+#: ``judge_failures`` (sent, no usable verdict), ``no_steps``, ``judge_batches`` (judge calls).
+STATS: Counter[str] = Counter()
+_STATS_LOCK = threading.Lock()
+
+
+def judge_stats() -> dict[str, int]:
+    """A copy of this process's counts (see :data:`STATS`)."""
+    with _STATS_LOCK:
+        return dict(STATS)
+
+
+def _count(**deltas: int) -> None:
+    with _STATS_LOCK:
+        STATS.update(deltas)
+
+
+@dataclass
+class _Slot:
+    request: JudgeRequest
+    done: bool = False
+    verdict: Verdict | None = None
+    rts: float = 0.0
+    ok: bool = False
+
+
+class _Batcher:
+    """Hands the judge the wrong responses of concurrent calls as one batch, one batch at a time.
+
+    verl runs ``compute_score`` in a thread pool; a thread that finds the judge idle waits
+    ``wait_s`` for the others' requests, judges everything pending in one ``judge_requests`` call
+    (the HTTP judge sends a batch concurrently) and hands each thread its verdict; threads whose
+    requests arrive meanwhile go in the next batch. One batch at a time also keeps judges that are
+    not thread-safe (the verdict cache) safe.
+    """
+
+    def __init__(self, judge, settings: GradingSettings, wait_s: float):
+        self.judge, self.settings, self.wait_s = judge, settings, wait_s
+        self._pending: list[_Slot] = []
+        self._cv = threading.Condition()
+        self._busy = False
+
+    def ask(self, req: JudgeRequest) -> _Slot:
+        slot = _Slot(req)
+        with self._cv:
+            self._pending.append(slot)
+            while self._busy and not slot.done:
+                self._cv.wait()
+            if slot.done:  # judged in a batch another thread ran
+                return slot
+            self._busy = True
+        try:
+            if self.wait_s > 0:
+                time.sleep(self.wait_s)
+            with self._cv:
+                batch, self._pending = self._pending, []
+            self._run(batch)
+        finally:
+            with self._cv:
+                self._busy = False
+                self._cv.notify_all()
+        return slot
+
+    def _run(self, batch: list[_Slot]) -> None:
+        try:
+            judged = judge_requests(self.judge, [s.request for s in batch], self.settings, log=logger.warning)
+            results = zip(judged.verdicts, judged.rts.tolist(), judged.ok.tolist())
+            _count(judge_batches=1 if judged.calls else 0)
+        except Exception as e:  # judge_requests does not raise for a judge failure; be safe anyway
+            results = ((Verdict.failed(len(s.request.steps), "error", raw=repr(e)), 0.0, False) for s in batch)
+        for s, (verdict, rts, ok) in zip(batch, results):
+            s.verdict, s.rts, s.ok, s.done = verdict, rts, ok, True
+
+
+@dataclass
+class _Grader:
+    task: Any
+    task_name: str
+    settings: GradingSettings
+    batcher: _Batcher
+
+
+_GRADERS: dict[str, _Grader] = {}
+_GRADERS_LOCK = threading.Lock()
+
+
+def _task_name(option: str, data_source: str) -> str:
+    if option not in TASKS:
+        raise ValueError(f"unknown task {option!r} in reward_kwargs; choose one of: {', '.join(TASKS)}")
+    if option != "auto":
+        return option
+    return "arith" if "arith" in str(data_source).lower() else "math"
+
+
+def _judge_config(options: dict[str, Any]):
+    from sgpo.judges.config import JudgeConfig, load_judge_config
+
+    base = load_judge_config(options["judge_config"]).model_dump() if options.get("judge_config") else {}
+    over = _plain(options.get("judge") or {})
+
+    def merge(a: dict, b: dict) -> dict:
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    return JudgeConfig.model_validate(merge(base, over))
+
+
+def _plain(value: Any) -> Any:
+    """OmegaConf containers (Hydra passes ``reward_kwargs`` as a DictConfig) -> plain dicts and lists."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(value, (DictConfig, ListConfig)):
+            return OmegaConf.to_container(value, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf is an sgpo dependency
+        pass
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _grader(task_name: str, options: dict[str, Any]) -> _Grader:
+    key = json.dumps([task_name, options], sort_keys=True, default=str)
+    with _GRADERS_LOCK:
+        grader = _GRADERS.get(key)
+        if grader is not None:
+            return grader
+        if task_name == "arith":
+            from sgpo.tasks.arith import ArithTask
+
+            task = ArithTask()
+        else:
+            from sgpo.tasks.math import MathTask
+
+            task = MathTask(timeout_s=float(options.get("math_timeout_s", 5.0)))
+        judge_cfg = _judge_config(options)
+        max_steps = options.get("max_steps", judge_cfg.max_steps)
+        params = ShapingParams(scope="all_incorrect", mapping=options.get("mapping", "logistic"),
+                               mapping_params=dict(options.get("mapping_params") or {}))
+        lowest = graded_reward(torch.tensor([0.0, 0.5, 1.0]), params.mapping, **params.mapping_params).min()  # a bad mapping fails now
+        if lowest < 0:
+            raise ValueError(f"the verl path needs graded rewards >= 0 (a negative score marks a failed verdict); "
+                             f"mapping {params.mapping} {params.mapping_params} gives {float(lowest):.3g}")
+        settings = GradingSettings("sgpo", params, options.get("step_mode", task.step_mode),
+                                   int(max_steps) if max_steps is not None else None)
+        from sgpo.judges.config import build_judge
+
+        try:
+            judge = build_judge(judge_cfg, task)  # configuration errors raise here, on the first call
+        except Exception as e:
+            raise ValueError(f"sgpo's reward function cannot build its step judge for task {task_name!r} from "
+                             f"reward_kwargs judge_config / judge: {e}") from e
+        grader = _Grader(task, task_name, settings, _Batcher(judge, settings, float(options.get("batch_wait_s", 0.02))))
+        _GRADERS[key] = grader
+        return grader
+
+
+def _field(extra_info: dict, *names: str) -> str | None:
+    for name in names:
+        value = extra_info.get(name)
+        if value is not None and str(value).strip():
+            return str(value)
+    return None
+
+
+def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None,
+                  **kwargs: Any) -> dict[str, Any]:
+    """Score one response (see the module docstring for the fields and ``reward_kwargs``)."""
+    options = {k: _plain(v) for k, v in kwargs.items() if k not in _VERL_KWARGS}
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        raise ValueError(f"unknown sgpo reward_kwargs {sorted(unknown)}; valid: {', '.join(sorted(_OPTIONS))}")
+    extra_info = dict(extra_info or {})
+    task_name = _task_name(options.get("task", "auto"), data_source)
+    grader = _grader(task_name, options)
+
+    question = _field(extra_info, "question", "problem")
+    reference = _field(extra_info, "reference", "solution")
+    if task_name == "math":
+        from sgpo.tasks.verify import gold_answer
+
+        answer = gold_answer(str(ground_truth))
+    else:
+        answer = str(ground_truth).strip()
+    problem = Problem(str(extra_info.get("index", "")), question or "", reference, answer)  # type: ignore[arg-type]
+
+    if task_name == "math":
+        check = grader.task.check(solution_str, problem)
+        correct, verify_status = check.correct, check.status
+    else:
+        correct = grader.task.verify(solution_str, problem) >= 1.0
+        verify_status = "correct" if correct else "wrong"
+    req = request(problem, solution_str, grader.settings)
+    n_steps = len(req.steps)
+    out = {"score": 1.0, "acc": 1.0, "first_error": -1, "n_steps": n_steps, "rts": 0.0,
+           "judge_status": "skipped", "judged": 0, "verify_status": verify_status}
+    _count(responses=1, correct=int(correct))
+    if correct:
+        return out
+    out.update(score=0.0, acc=0.0)
+    if str(extra_info.get("split", "")).lower() in [str(x).lower() for x in options.get("unjudged_splits", UNJUDGED_SPLITS)]:
+        return out  # held-out data: the outcome is all that is measured
+    if question is None:
+        raise ValueError(
+            "sgpo's reward function needs the problem text for the step judge in extra_info['question'] "
+            f"(or 'problem'); this row's extra_info has keys {sorted(extra_info)}"
+        )
+    if not req.steps:  # never sent to the judge, and a failure all the same (sgpo.grading)
+        out.update(score=UNKNOWN_SCORE, judge_status="no_steps")
+        _count(no_steps=1)
+        return out
+    slot = grader.batcher.ask(req)
+    verdict = slot.verdict
+    out.update(judged=1, judge_status=verdict.status if verdict is not None else "error")
+    if slot.ok and verdict is not None:
+        reward = graded_reward(torch.tensor([slot.rts]), grader.settings.params.mapping,
+                               **grader.settings.params.mapping_params)
+        out.update(score=float(reward[0]), first_error=int(verdict.first_error), rts=float(slot.rts))
+        _count(judged=1)
+    else:
+        if verdict is not None and verdict.ok:
+            out["judge_status"] = INVALID  # "ok" but unusable (an index out of range): a failure
+        out["score"] = UNKNOWN_SCORE
+        _count(judged=1, judge_failures=1)
+    return out
+
+
+__all__ = ["STATS", "TASKS", "compute_score", "judge_stats"]

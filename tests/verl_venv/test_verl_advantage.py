@@ -1,0 +1,87 @@
+"""verl's own advantage step with ``algorithm.adv_estimator=sgpo`` equals ``sgpo.grading.grade``.
+
+The algorithm config is verl's real one (its ppo_trainer.yaml composed by Hydra with the overrides
+a user types), and the advantages come from the functions verl's trainers call:
+``ray_trainer.compute_advantage`` (legacy trainer) and ``v1.utils.compute_advantage_for_multi_trajectories``
+(the v1 trainer), on a real ``DataProto``.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+import verl
+from verl import DataProto
+from verl.trainer.ppo.ray_trainer import compute_advantage
+from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
+
+from sgpo.core import ShapingParams
+from sgpo.grading import GradingSettings, grade
+from sgpo.judges.rule import ArithRuleJudge
+from test_verl_estimator import G, reward_fn_scores, scenario, verl_batch
+
+CONFIG_DIR = str(Path(verl.__file__).parent / "trainer" / "config")
+
+
+def algorithm_config(*overrides):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        cfg = compose(config_name="ppo_trainer", overrides=["algorithm.adv_estimator=sgpo", *overrides])
+    return cfg
+
+
+def verl_advantages(cfg, rewards, mask, uids, v1=False):
+    data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask},
+                               non_tensors={"uid": np.array(uids, dtype=object)})
+    kwargs = dict(adv_estimator=cfg.algorithm.adv_estimator, gamma=cfg.algorithm.gamma, lam=cfg.algorithm.lam,
+                  num_repeat=G, norm_adv_by_std_in_grpo=cfg.algorithm.get("norm_adv_by_std_in_grpo", True),
+                  config=cfg.algorithm)
+    if v1:
+        keys = [f"{uid}_0_{i}" for i, uid in enumerate(uids)]
+        out = compute_advantage_for_multi_trajectories(data, batch_keys=keys, **kwargs)
+    else:
+        out = compute_advantage(data, **kwargs)
+    torch.testing.assert_close(out.batch["advantages"], out.batch["returns"])
+    return out.batch["advantages"]
+
+
+@pytest.mark.parametrize("v1", [False, True], ids=["ray_trainer", "v1"])
+@pytest.mark.parametrize("overrides,params", [
+    ([], ShapingParams()),
+    (["algorithm.norm_adv_by_std_in_grpo=false"], ShapingParams(scale="none")),
+    (["+algorithm.sgpo.scope=all_incorrect"], ShapingParams(scope="all_incorrect")),
+], ids=["default", "dr_grpo", "all_incorrect"])
+def test_verl_compute_advantage_equals_native_grading(v1, overrides, params):
+    problems, texts = scenario()
+    results = reward_fn_scores(problems, texts)
+    outcomes = torch.tensor([r["acc"] for r in results]).view(-1, G)
+    native = grade(problems, texts, outcomes, GradingSettings("sgpo", params, "line"), judge=ArithRuleJudge())
+    order, rewards, mask, uids = verl_batch(problems, texts, [r["score"] for r in results], seed=3)
+    assert len(set(uids[:G])) > 1, "groups are interleaved in the batch"
+    got = verl_advantages(algorithm_config(*overrides), rewards, mask, uids, v1=v1)
+    expected = native.advantages.reshape(-1)[order]
+    torch.testing.assert_close(got, expected[:, None] * mask)
+    mixed_wrong = [order.index(i) for i in (5, 6, 7)]  # graded by the reward function, outside the scope
+    if params.scope == "all_negative":
+        grpo = (torch.tensor([1.0, 0, 0, 0]) - 0.25) / (torch.tensor([1.0, 0, 0, 0]).std() + 1e-6)
+        if params.scale == "none":
+            grpo = torch.tensor([1.0, 0, 0, 0]) - 0.25
+        torch.testing.assert_close(got[mixed_wrong].sum(dim=1) / mask[mixed_wrong].sum(dim=1), grpo[1:])
+    assert got[[order.index(i) for i in (12, 13, 14, 15, 19)]].abs().sum() == 0  # failed verdicts: unknown, 0
+    assert got[[order.index(i) for i in range(0, 4)]].abs().sum() > 0  # all-negative group recovered
+    # the judge cost, as the estimator counted it on this (the driver's) process
+    from sgpo.integrations.verl.plugin import LAST_STATS
+
+    assert LAST_STATS["sgpo/verl_extra_judged"] == (3 if params.scope == "all_negative" else 0)
+    assert LAST_STATS["sgpo/judged_responses"] == (12 if params.scope == "all_negative" else 15)
+    assert LAST_STATS["groups/mixed_frac"] == pytest.approx(1 / 5)
+    assert LAST_STATS["sgpo/judge_failures"] == (5 if params.scope == "all_negative" else 6)
+
+
+def test_in_reward_kl_is_refused():
+    problems, texts = scenario()
+    _, rewards, mask, uids = verl_batch(problems, texts, [0.0] * len(texts))
+    with pytest.raises(ValueError, match="use_kl_in_reward"):
+        verl_advantages(algorithm_config("algorithm.use_kl_in_reward=true"), rewards, mask, uids)

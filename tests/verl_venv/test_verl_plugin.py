@@ -1,0 +1,66 @@
+"""verl's plugin mechanism registers the ``sgpo`` estimator in a fresh process that never imports
+sgpo itself -- what a Ray worker gets from ``import verl``."""
+
+import json
+import os
+import subprocess
+import sys
+
+PROBE = """
+import json, sys
+assert not any(m == "sgpo" or m.startswith("sgpo.") for m in sys.modules)
+import verl
+from verl.trainer.ppo.core_algos import get_adv_estimator_fn
+fn = get_adv_estimator_fn("sgpo")
+print(json.dumps({"module": fn.__module__, "name": fn.__name__}))
+"""
+
+
+def probe(**env):
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_USE_EXTERNAL")}
+    run_env.update(env)
+    out = subprocess.run([sys.executable, "-c", PROBE], env=run_env, capture_output=True, text=True, timeout=300)
+    return out
+
+
+def test_entry_point_registers_sgpo_on_import_verl():
+    out = probe()
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "module": "sgpo.integrations.verl.plugin", "name": "compute_sgpo_advantage"}
+
+
+def test_external_modules_variable_works_without_the_entry_point():
+    out = probe(VERL_USE_EXTERNAL_PLUGINS="none", VERL_USE_EXTERNAL_MODULES="sgpo.integrations.verl.plugin")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["module"] == "sgpo.integrations.verl.plugin"
+
+
+def test_without_any_plugin_verl_does_not_know_sgpo():
+    """The control: the registration really comes from the plugin."""
+    out = probe(VERL_USE_EXTERNAL_PLUGINS="none")
+    assert out.returncode != 0 and "Unknown advantage estimator" in out.stderr
+
+
+def test_a_ray_worker_gets_the_estimator_from_import_verl():
+    """A real Ray worker process (what verl's trainer, reward and rollout actors run in): it has not
+    imported sgpo, imports verl, and finds ``sgpo`` registered."""
+    import ray
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             object_store_memory=80 * 1024 * 1024)
+    try:
+        @ray.remote
+        def probe():
+            import sys
+
+            had_sgpo = any(m == "sgpo" or m.startswith("sgpo.") for m in sys.modules)
+            import verl  # noqa: F401
+            from verl.trainer.ppo.core_algos import get_adv_estimator_fn
+
+            return had_sgpo, get_adv_estimator_fn("sgpo").__module__, os.getpid()
+
+        had_sgpo, module, pid = ray.get(probe.remote(), timeout=240)
+    finally:
+        ray.shutdown()
+    assert (had_sgpo, module) == (False, "sgpo.integrations.verl.plugin") and pid != os.getpid()
