@@ -1,4 +1,4 @@
-"""The command docs/scale_verl.md tells a verl user to type composes with verl's own config, and the
+"""The command docs/scale.md tells a verl user to type composes with verl's own config, and the
 reward function it names loads through verl's loader with the documented reward_kwargs."""
 
 import re
@@ -12,7 +12,7 @@ from verl.trainer.ppo.reward import get_custom_reward_fn
 
 from sgpo.integrations.verl.estimator import options_from_config
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "scale_verl.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "scale.md"
 CONFIG_DIR = str(Path(verl.__file__).parent / "trainer" / "config")
 
 

@@ -10,5 +10,5 @@
 * :mod:`sgpo.integrations.verl.data` -- writes sgpo tasks as verl parquet datasets.
 
 Nothing here imports verl at package import time, so the main environment can import the
-estimator and the reward function without verl installed. See docs/scale_verl.md.
+estimator and the reward function without verl installed. See docs/scale.md.
 """
