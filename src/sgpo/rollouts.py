@@ -38,6 +38,7 @@ warning); any other malformed line is an error naming the file, line and field.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -49,7 +50,7 @@ from typing import Callable
 
 import torch
 
-from sgpo.judges.base import STATUSES, Verdict
+from sgpo.judges.base import INVALID, STATUSES, Verdict
 from sgpo.rollout import Rollout
 from sgpo.tasks.base import Problem
 from sgpo.train.config import ConfigError
@@ -175,6 +176,7 @@ class RolloutsWriter:
             raise ValueError(f"a group needs {self.group_size} records, got {len(records)}")
         for r in records:
             self._line += 1
+            r = _storable(r)
             _parse_record(r.to_json(), f"{self.path}:{self._line}", self.group_size, self._line)
             self._write(r.to_json())
         self.end_group()
@@ -190,6 +192,17 @@ class RolloutsWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _storable(r: RolloutRecord) -> RolloutRecord:
+    """``r`` with an ``ok`` verdict whose first-error index names none of its steps stored as what it
+    is, an ``invalid`` verdict (the grading step counts it as a failure either way; the reader
+    refuses an out-of-range index)."""
+    v = r.verdict
+    if v is None or not _is_int(v.first_error) or not _is_int(v.n_steps) or -1 <= v.first_error < v.n_steps:
+        return r
+    raw = v.raw if v.raw is not None else f"out-of-range verdict: first_error={v.first_error}, n_steps={v.n_steps}"
+    return dataclasses.replace(r, verdict=Verdict.failed(max(v.n_steps, 0), INVALID if v.ok else v.status, raw))
 
 
 # -- reading and validation ----------------------------------------------------------------------
@@ -251,6 +264,9 @@ def _parse_verdict(value, where: str) -> Verdict | None:
         raise _fail(where, "verdict.n_steps", f"must be an integer >= 0, got {K!r}")
     if not _is_int(k) or k < -1:
         raise _fail(where, "verdict.first_error", f"must be an integer >= -1 (-1: no error found), got {k!r}")
+    if k >= K:
+        raise _fail(where, "verdict.first_error",
+                    f"is {k} but the verdict has n_steps={K}: it must name one of the steps (0..{K - 1}) or be -1")
     if status not in STATUSES:
         raise _fail(where, "verdict.status", f"must be one of {', '.join(STATUSES)}, got {status!r}")
     return Verdict(k, K, status)
@@ -274,8 +290,10 @@ def _parse_record(obj, where: str, G: int, line: int) -> RolloutRecord:
     if bad is not None:
         raise _fail(where, "logprobs", f"log-probs must be finite and <= 0, got {bad!r}")
     outcome = obj.get("outcome")
-    if not isinstance(outcome, (int, float)) or isinstance(outcome, bool) or not 0.0 <= outcome <= 1.0:
-        raise _fail(where, "outcome", f"must be a number in [0, 1], got {outcome!r}")
+    # Exactly 0 or 1: a response is correct iff its outcome is 1 (sgpo.core.is_correct), so 0.5 would be
+    # wrong while looking half right.
+    if not isinstance(outcome, (int, float)) or isinstance(outcome, bool) or outcome not in (0, 1):
+        raise _fail(where, "outcome", f"must be 0 (wrong) or 1 (correct), got {outcome!r}")
     return RolloutRecord(
         group=obj["group"], sample=obj["sample"],
         problem_id=str(_text(obj, "problem_id", where)), problem=_text(obj, "problem", where),
