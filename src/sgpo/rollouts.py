@@ -236,6 +236,14 @@ def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+def _finite(x: int | float) -> bool:
+    """A finite number that fits a float (``math.isfinite`` raises for an integer like 10**400)."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
+
+
 def _int_list(obj: dict, name: str, where: str, allow_empty: bool = False) -> list[int]:
     value = obj.get(name)
     if not isinstance(value, list) or not all(_is_int(x) and x >= 0 for x in value):
@@ -286,7 +294,7 @@ def _parse_record(obj, where: str, G: int, line: int) -> RolloutRecord:
         raise _fail(where, "logprobs", "must be a list of numbers")
     if len(logprobs) != len(response_ids):
         raise _fail(where, "logprobs", f"has {len(logprobs)} values for {len(response_ids)} response_ids")
-    bad = next((x for x in logprobs if not math.isfinite(x) or x > _MAX_LOGPROB), None)
+    bad = next((x for x in logprobs if not _finite(x) or x > _MAX_LOGPROB), None)
     if bad is not None:
         raise _fail(where, "logprobs", f"log-probs must be finite and <= 0, got {bad!r}")
     outcome = obj.get("outcome")
@@ -336,7 +344,7 @@ def read_rollouts(path: str | Path, log: Callable[[str], None] = _warn_stderr) -
             continue
         try:
             obj = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (UnicodeDecodeError, ValueError) as e:  # ValueError: JSONDecodeError, or an integer of thousands of digits
             if last_unterminated:
                 msg = f"{where}: incomplete last line (the file ends mid-record, e.g. the writer was killed); skipped"
                 if header is None:
