@@ -21,6 +21,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,6 +30,7 @@ from pydantic import BaseModel
 from sgpo.errors import ConfigError, DataError
 from sgpo.judges.base import STATUSES, Verdict
 from sgpo.judges.llm import Reply, reply_verdict, vote
+from sgpo.judges.llm_http import _parse_body
 from sgpo.judges.prompts import boxed_contents, parse_verdict
 from sgpo.rollouts import RolloutRecord, RolloutsError, RolloutsWriter, read_rollouts
 from sgpo.steps import SPLIT_MODES, merge_steps, split_steps
@@ -62,6 +64,13 @@ TOKENS = [
     # the over-long number where each parser reads a number (these crashed before; rare by chance alone)
     "\\boxed{" + "9" * 5000 + "}", "Answer: " + "9" * 5000, "9" * 5000 + " + 1 = 2", "3 * 2 = " + "0" * 4400 + "6",
 ]
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.integers(min_value=10**300, max_value=10**400),
+              st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20)),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
 model_text = st.one_of(
     st.text(max_size=200),
     st.lists(st.one_of(st.sampled_from(TOKENS), st.text(max_size=6)), max_size=30).map("".join),
@@ -114,6 +123,20 @@ def test_judge_votes_over_sampled_replies_give_one_verdict(replies, n_steps):
     assert not v.ok or -1 <= v.first_error < n_steps
 
 
+@examples()
+@given(st.one_of(
+    st.binary(max_size=200),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.lists(st.one_of(st.dictionaries(st.sampled_from(["message", "index"]), json_values, max_size=2),
+                       st.builds(lambda c: {"message": {"content": c}}, st.one_of(st.none(), model_text, json_values))),
+             max_size=3).map(lambda cs: json.dumps({"choices": cs}).encode()),
+))
+def test_http_reply_bodies_become_replies_or_an_error_reply(body):
+    replies = _parse_body(httpx.Response(200, content=body))
+    assert replies and all(isinstance(r, Reply) for r in replies)
+    assert all((r.status == "ok" and isinstance(r.text, str)) or (r.status == "error" and r.text is None) for r in replies)
+
+
 def _squash(text: str) -> str:
     return "".join(text.split())
 
@@ -156,12 +179,6 @@ def test_step_splitting_refuses_an_unknown_mode_as_documented(text, mode):
 G = 2
 HEADER = {"model": "fuzz", "task": "arith", "group_size": G, "temperature": 1.0}
 
-json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.integers(min_value=10**300, max_value=10**400),
-              st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20)),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12,
-)
 
 
 def _valid_file(path: Path) -> list[bytes]:
