@@ -42,14 +42,17 @@ from sgpo.train.config import Config, load_config
 BASE = int(os.environ.get("SGPO_FUZZ_EXAMPLES", "300"))
 
 
+# The profile of these tests (not loaded globally: other test files keep their own settings). No
+# deadline: CI machines are shared and slow; no example database: every run explores afresh.
+settings.register_profile(
+    "sgpo-fuzz", max_examples=BASE, deadline=None, database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+
+
 def examples(share: float = 1.0) -> settings:
-    """Settings for ``share`` of :data:`BASE` examples (file-reading tests are slower per example)."""
-    return settings(max_examples=max(10, int(BASE * share)), deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
-
-
-settings.register_profile("sgpo-ci", max_examples=BASE, deadline=None, database=None)
-settings.load_profile("sgpo-ci")
+    """The ``sgpo-fuzz`` profile with ``share`` of :data:`BASE` examples (file-reading tests cost more per example)."""
+    return settings(settings.get_profile("sgpo-fuzz"), max_examples=max(10, int(BASE * share)))
 
 # -- text that looks like model output --------------------------------------------------------
 
