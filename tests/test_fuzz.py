@@ -6,7 +6,7 @@ rows) mixed with the tokens it looks for, and must return a well-formed result o
 project's documented error (``ConfigError``/``DataError`` and their subclasses, or the
 ``ValueError`` a function documents for a bad argument of the caller's), never anything else.
 
-CI runs a few hundred examples per parser (the ``sgpo-ci`` hypothesis profile). More:
+CI runs a few hundred examples per parser (the ``sgpo-fuzz`` hypothesis profile). 100 times more:
 
     SGPO_FUZZ_EXAMPLES=30000 pytest tests/test_fuzz.py     # or: python benchmarks/fuzz.py
 
