@@ -132,7 +132,16 @@ def test_generate_with_a_real_model_masks_after_eos(tmp_path):
     torch.manual_seed(3)
     trainer = make_trainer(tmp_path)
     tok = trainer.tokenizer
-    out = generate(trainer.policy, tok, ["Start with 1. Add 2.\n"], n=32, max_new_tokens=12)
+    # Make EOS likely, so that many responses end early (an untrained model rarely ends at all).
+    bias = torch.zeros(len(tok))
+    bias[tok.eos_token_id] = 3.0
+    hook = trainer.policy.get_output_embeddings().register_forward_hook(lambda module, args, out: out + bias)
+    try:
+        out = generate(trainer.policy, tok, ["Start with 1. Add 2.\n"], n=32, max_new_tokens=12)
+    finally:
+        hook.remove()
+    lengths = out.response_mask.sum(dim=1)
+    assert 4 <= int((lengths < 12).sum()) < 32, lengths  # some ended early, some ran to the limit
     response = out.input_ids[:, -12:]
     for row, mask in zip(response.tolist(), out.response_mask.tolist()):
         n = sum(mask)
