@@ -21,7 +21,10 @@ every further line, one response (G lines per group, written group by group)::
 ``response_ids`` are the sampled tokens up to and including EOS (if the response ended before
 ``max_new_tokens``); ``logprobs[t]`` is the behaviour policy's log pi(y_t | y_<t) at the sampling
 temperature, computed as the trainer computes its old log-probs (see ``logprob_precision``).
-``verdict`` is null when the response was not judged.
+``outcome`` is 0 (wrong) or 1 (correct), nothing in between: a response is correct iff its outcome
+is 1 (``sgpo.core.is_correct``). ``verdict`` is null when the response was not judged; its
+``first_error`` is -1 or names one of its ``n_steps`` steps (0..n_steps-1). The writer stores a
+judge's ``ok`` verdict with an index outside that range as the failure it is (``invalid``).
 
 ``prompt_width`` and ``response_width`` (optional) are the widths every prompt was left-padded
 and every response right-padded to when the log-probs were computed, and the widths offline
