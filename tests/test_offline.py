@@ -123,7 +123,6 @@ def test_offline_training_runs_and_starts_on_policy(rollouts, base, tmp_path):
     assert metrics[0]["offline/logp_gap_max"] <= 1e-6 and metrics[0]["clip_frac"] == 0.0
     # Every verdict SGPO needs is in the file: the judge is never asked.
     assert all(m["sgpo/judge_calls_total"] == 0 for m in metrics)
-    assert all(m["time/generate"] < 1.0 for m in metrics)
     assert "eval/accuracy" in metrics[-1]
     state = load_trainer_state(run / "checkpoints" / "step_3")
     assert state["data_position"] == 3 * 2

@@ -247,3 +247,50 @@ def test_check_compatible_names_what_does_not_match(tmp_path):
     (tmp_path / "v.jsonl").write_text("\n".join(shifted) + "\n")
     with pytest.raises(RolloutsError, match=r"v\.jsonl:2: field 'prompt_ids': is not what the configured tokenizer"):
         check_compatible(read_rollouts(tmp_path / "v.jsonl"), tok, G, 1.0)
+
+
+# -- issue 12: one meaning of "wrong", and verdicts that name a step ------------------------------
+
+
+@pytest.mark.parametrize(
+    "line, change, field, says",
+    [
+        (4, {"outcome": 0.5}, "outcome", "must be 0 (wrong) or 1 (correct), got 0.5"),
+        (4, {"outcome": 0.999}, "outcome", "got 0.999"),
+        (4, {"outcome": True}, "outcome", "got True"),
+        (5, {"verdict": {"first_error": 7, "n_steps": 2, "status": "ok"}}, "verdict.first_error", "is 7 but the verdict has n_steps=2"),
+        (5, {"verdict": {"first_error": 2, "n_steps": 2, "status": "ok"}}, "verdict.first_error", "is 2 but the verdict has n_steps=2"),
+        (5, {"verdict": {"first_error": 0, "n_steps": 0, "status": "ok"}}, "verdict.first_error", "n_steps=0"),
+        (5, {"verdict": {"first_error": 3, "n_steps": 1, "status": "timeout"}}, "verdict.first_error", "n_steps=1"),
+        (5, {"verdict": {"first_error": -3, "n_steps": 2, "status": "ok"}}, "verdict.first_error", "must be an integer >= -1"),
+        (5, {"verdict": {"first_error": -1, "n_steps": -1, "status": "ok"}}, "verdict.n_steps", "must be an integer >= 0"),
+    ],
+)
+def test_outcomes_other_than_0_or_1_and_out_of_range_verdicts_are_rejected(tmp_path, line, change, field, says):
+    path = write_file(tmp_path / "r.jsonl", [group(0), group(1)])
+    lines = lines_of(path)
+    lines[line - 1] = json.dumps({**json.loads(lines[line - 1]), **change})
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RolloutsError) as err:
+        read_rollouts(path)
+    assert str(err.value).startswith(f"{path}:{line}: field '{field}': "), str(err.value)
+    assert says in str(err.value)
+
+
+def test_outcomes_0_and_1_as_int_or_float_and_in_range_verdicts_are_read(tmp_path):
+    path = write_file(tmp_path / "r.jsonl", [group(0, (1, 0, 0, 1), (None, Verdict(1, 2), Verdict(-1, 2), Verdict(-1, 0, "invalid")))])
+    lines = lines_of(path)
+    lines[1] = json.dumps({**json.loads(lines[1]), "outcome": 1})  # an int is fine
+    path.write_text("\n".join(lines) + "\n")
+    rf = read_rollouts(path)
+    assert [r.outcome for r in rf.groups[0]] == [1.0, 0.0, 0.0, 1.0]
+    assert [r.verdict for r in rf.groups[0]] == [None, Verdict(1, 2), Verdict(-1, 2), Verdict(-1, 0, "invalid")]
+
+
+def test_writer_stores_a_judges_out_of_range_ok_verdict_as_invalid(tmp_path):
+    # A judge may say "ok, step 7" about a 2-step response; grading counts that as a failure, and the
+    # file keeps it as one (the reader would refuse the raw index), so `sgpo rollout` does not stop.
+    path = write_file(tmp_path / "r.jsonl", [group(0, verdicts=(Verdict(7, 2, "ok", raw="7"), Verdict(1, 2), None, None))])
+    rf = read_rollouts(path)
+    assert rf.groups[0][0].verdict == Verdict(-1, 2, "invalid")
+    assert rf.groups[0][1].verdict == Verdict(1, 2)

@@ -19,18 +19,28 @@ FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 from sgpo.errors import DataError  # noqa: F401 - re-exported: readers raise it from here
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text: {e.reason} at byte {e.start}") from None
+
+
 def json_rows(path: str | Path) -> Iterator[tuple[int, object]]:
     """(line number, value) for each non-blank line of a JSON Lines file, or (element number,
     value) for each element of a file holding one JSON array. Values are not checked to be objects."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    text = path.read_text()
+    text = _read_text(path)
     if path.suffix == ".json" and text.lstrip().startswith("["):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise DataError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
+        except ValueError as e:  # an integer of thousands of digits: Python refuses to convert it
+            raise DataError(f"{path}: not valid JSON: {e}") from None
         yield from ((i + 1, row) for i, row in enumerate(data))
         return
     for n, line in enumerate(text.splitlines(), 1):
@@ -38,13 +48,13 @@ def json_rows(path: str | Path) -> Iterator[tuple[int, object]]:
             continue
         try:
             yield n, json.loads(line)
-        except json.JSONDecodeError as e:
+        except ValueError as e:  # JSONDecodeError, or an integer of thousands of digits
             raise DataError(f"{path}:{n}: not valid JSON: {e}") from None
 
 
 def _json_locations(path: Path) -> list[str]:
     """Where each row of a JSON(L) file is, checking on the way that every row is an object."""
-    is_array = path.read_text().lstrip().startswith("[") and path.suffix == ".json"
+    is_array = _read_text(path).lstrip().startswith("[") and path.suffix == ".json"
     where = []
     for n, row in json_rows(path):
         loc = f"{path}: element {n}" if is_array else f"{path}:{n}"

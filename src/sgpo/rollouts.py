@@ -21,7 +21,10 @@ every further line, one response (G lines per group, written group by group)::
 ``response_ids`` are the sampled tokens up to and including EOS (if the response ended before
 ``max_new_tokens``); ``logprobs[t]`` is the behaviour policy's log pi(y_t | y_<t) at the sampling
 temperature, computed as the trainer computes its old log-probs (see ``logprob_precision``).
-``verdict`` is null when the response was not judged.
+``outcome`` is 0 (wrong) or 1 (correct), nothing in between: a response is correct iff its outcome
+is 1 (``sgpo.core.is_correct``). ``verdict`` is null when the response was not judged; its
+``first_error`` is -1 or names one of its ``n_steps`` steps (0..n_steps-1). The writer stores a
+judge's ``ok`` verdict with an index outside that range as the failure it is (``invalid``).
 
 ``prompt_width`` and ``response_width`` (optional) are the widths every prompt was left-padded
 and every response right-padded to when the log-probs were computed, and the widths offline
@@ -38,6 +41,7 @@ warning); any other malformed line is an error naming the file, line and field.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -50,7 +54,7 @@ from typing import Callable
 import torch
 
 from sgpo.errors import MissingInputError
-from sgpo.judges.base import STATUSES, Verdict
+from sgpo.judges.base import INVALID, STATUSES, Verdict
 from sgpo.rollout import Rollout
 from sgpo.tasks.base import Problem
 from sgpo.train.config import ConfigError
@@ -176,6 +180,7 @@ class RolloutsWriter:
             raise ValueError(f"a group needs {self.group_size} records, got {len(records)}")
         for r in records:
             self._line += 1
+            r = _storable(r)
             _parse_record(r.to_json(), f"{self.path}:{self._line}", self.group_size, self._line)
             self._write(r.to_json())
         self.end_group()
@@ -191,6 +196,17 @@ class RolloutsWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _storable(r: RolloutRecord) -> RolloutRecord:
+    """``r`` with an ``ok`` verdict whose first-error index names none of its steps stored as what it
+    is, an ``invalid`` verdict (the grading step counts it as a failure either way; the reader
+    refuses an out-of-range index)."""
+    v = r.verdict
+    if v is None or not _is_int(v.first_error) or not _is_int(v.n_steps) or -1 <= v.first_error < v.n_steps:
+        return r
+    raw = v.raw if v.raw is not None else f"out-of-range verdict: first_error={v.first_error}, n_steps={v.n_steps}"
+    return dataclasses.replace(r, verdict=Verdict.failed(max(v.n_steps, 0), INVALID if v.ok else v.status, raw))
 
 
 # -- reading and validation ----------------------------------------------------------------------
@@ -224,6 +240,14 @@ def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+def _finite(x: int | float) -> bool:
+    """A finite number that fits a float (``math.isfinite`` raises for an integer like 10**400)."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
+
+
 def _int_list(obj: dict, name: str, where: str, allow_empty: bool = False) -> list[int]:
     value = obj.get(name)
     if not isinstance(value, list) or not all(_is_int(x) and x >= 0 for x in value):
@@ -252,6 +276,9 @@ def _parse_verdict(value, where: str) -> Verdict | None:
         raise _fail(where, "verdict.n_steps", f"must be an integer >= 0, got {K!r}")
     if not _is_int(k) or k < -1:
         raise _fail(where, "verdict.first_error", f"must be an integer >= -1 (-1: no error found), got {k!r}")
+    if k >= K:
+        raise _fail(where, "verdict.first_error",
+                    f"is {k} but the verdict has n_steps={K}: it must name one of the steps (0..{K - 1}) or be -1")
     if status not in STATUSES:
         raise _fail(where, "verdict.status", f"must be one of {', '.join(STATUSES)}, got {status!r}")
     return Verdict(k, K, status)
@@ -271,12 +298,14 @@ def _parse_record(obj, where: str, G: int, line: int) -> RolloutRecord:
         raise _fail(where, "logprobs", "must be a list of numbers")
     if len(logprobs) != len(response_ids):
         raise _fail(where, "logprobs", f"has {len(logprobs)} values for {len(response_ids)} response_ids")
-    bad = next((x for x in logprobs if not math.isfinite(x) or x > _MAX_LOGPROB), None)
+    bad = next((x for x in logprobs if not _finite(x) or x > _MAX_LOGPROB), None)
     if bad is not None:
         raise _fail(where, "logprobs", f"log-probs must be finite and <= 0, got {bad!r}")
     outcome = obj.get("outcome")
-    if not isinstance(outcome, (int, float)) or isinstance(outcome, bool) or not 0.0 <= outcome <= 1.0:
-        raise _fail(where, "outcome", f"must be a number in [0, 1], got {outcome!r}")
+    # Exactly 0 or 1: a response is correct iff its outcome is 1 (sgpo.core.is_correct), so 0.5 would be
+    # wrong while looking half right.
+    if not isinstance(outcome, (int, float)) or isinstance(outcome, bool) or outcome not in (0, 1):
+        raise _fail(where, "outcome", f"must be 0 (wrong) or 1 (correct), got {outcome!r}")
     return RolloutRecord(
         group=obj["group"], sample=obj["sample"],
         problem_id=str(_text(obj, "problem_id", where)), problem=_text(obj, "problem", where),
@@ -319,7 +348,7 @@ def read_rollouts(path: str | Path, log: Callable[[str], None] = _warn_stderr) -
             continue
         try:
             obj = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (UnicodeDecodeError, ValueError) as e:  # ValueError: JSONDecodeError, or an integer of thousands of digits
             if last_unterminated:
                 msg = f"{where}: incomplete last line (the file ends mid-record, e.g. the writer was killed); skipped"
                 if header is None:

@@ -139,7 +139,10 @@ def parse_verdict(text: str | None, n_steps: int) -> Verdict:
     m = _INDEX.fullmatch(boxes[0]) if boxes[0] is not None else None
     if m is None:
         return Verdict.failed(n_steps, INVALID, raw=text)
-    index = int(m.group(1))
+    try:
+        index = int(m.group(1))
+    except ValueError:  # thousands of digits: Python refuses to convert them (and no step has such an index)
+        return Verdict.failed(n_steps, INVALID, raw=text)
     if not -1 <= index < n_steps:
         return Verdict.failed(n_steps, INVALID, raw=text)
     return Verdict(index, n_steps, raw=text)

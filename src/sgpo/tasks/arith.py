@@ -26,7 +26,10 @@ OPS = {
 _PHRASE = re.compile(r"(Add|Subtract|Multiply by|Divide by) (\d+)\.")
 _PHRASE_OP = {"Add": "+", "Subtract": "-", "Multiply by": "*", "Divide by": "/"}
 _START = re.compile(r"Start with (-?\d+)\.")
-EQUATION = re.compile(r"(-?\d+)\s*([-+*/x×÷·]|\\times|\\cdot|\\div)\s*(-?\d+)\s*=\s*(-?\d+)")
+# (?<!\d): the first number starts where a run of digits starts, never inside one (a match from inside
+# a run would fail where one from its start failed), so a long run is scanned in linear time; without
+# it 20,000 digits took 9 s.
+EQUATION = re.compile(r"(-?(?<!\d)\d+)\s*([-+*/x×÷·]|\\times|\\cdot|\\div)\s*(-?\d+)\s*=\s*(-?\d+)")
 _SYMBOL = {"x": "*", "×": "*", "·": "*", "\\times": "*", "\\cdot": "*", "÷": "/", "\\div": "/"}
 # A number as models write it: -12, 1,000, 32.0 (a non-integral value is not an integer answer).
 _NUMBER = r"(-?\d+(?:,\d{3})*(?:\.\d+)?)"
@@ -48,15 +51,32 @@ def apply(a: int, op: str, b: int) -> int | None:
     return None
 
 
+def _int(digits: str) -> int | None:
+    """``int(digits)``, or None for a number too long for Python to convert (over
+    ``sys.get_int_max_str_digits()`` digits, 4300 by default): a model may write one, it is never an answer."""
+    try:
+        return int(digits)
+    except ValueError:
+        return None
+
+
 def parse_equations(text: str) -> list[tuple[int, str, int, int]]:
-    """All ``a op b = c`` in ``text`` as (a, op, b, c), with x/×/÷ normalised to * and /."""
-    return [(int(a), _SYMBOL.get(op, op), int(b), int(c)) for a, op, b, c in EQUATION.findall(text)]
+    """All ``a op b = c`` in ``text`` as (a, op, b, c), with x/×/÷ normalised to * and /.
+
+    An equation with a number too long to convert (thousands of digits) is left out.
+    """
+    out = []
+    for a, op, b, c in EQUATION.findall(text):
+        numbers = (_int(a), _int(b), _int(c))
+        if None not in numbers:
+            out.append((numbers[0], _SYMBOL.get(op, op), numbers[1], numbers[2]))
+    return out
 
 
 def _as_int(number: str) -> int | None:
-    """``"1,000"`` -> 1000, ``"32.0"`` -> 32, ``"32.5"`` -> None."""
+    """``"1,000"`` -> 1000, ``"32.0"`` -> 32, ``"32.5"`` -> None (and None for thousands of digits)."""
     whole, _, frac = number.replace(",", "").partition(".")
-    return int(whole) if frac.strip("0") == "" else None
+    return _int(whole) if frac.strip("0") == "" else None
 
 
 def extract_answer(response: str) -> int | None:

@@ -280,7 +280,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         merged = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
     except Exception as e:
         raise ConfigError(f"cannot apply overrides {list(overrides)}: {e}") from e
-    data = OmegaConf.to_container(merged, resolve=True) or {}
+    try:  # resolving runs ${...} interpolations: a missing key or environment variable fails here
+        data = OmegaConf.to_container(merged, resolve=True) or {}
+    except Exception as e:
+        raise ConfigError(f"cannot resolve the configuration ({source}"
+                          f"{f' + overrides {list(overrides)}' if overrides else ''}): {e}") from e
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
     try:
