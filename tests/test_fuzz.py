@@ -374,14 +374,9 @@ def test_too_long_numbers_and_bad_bytes_in_problem_files_are_named(tmp_path):
         read_problems(bad, Fields(reference=None))
 
 
-# -- known bugs in files this change may not touch ------------------------------------------------
+# -- the rule judge reads a start number int() refuses as a wrong start ---------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "sgpo/judges/rule.py _check_step: int(_START.search(step).group(1)) raises ValueError for 'Start with N' "
-    "with N over 4300 digits, so ArithRuleJudge.judge raises (the StepJudge protocol says it must not) and "
-    "sgpo.grading.ask_judge turns every verdict of the batch into an 'error'; fix: treat an unconvertible N as "
-    "a wrong start (return None), as arith.parse_equations now skips such numbers"))
 def test_rule_judge_gives_a_verdict_for_a_start_with_a_number_too_long_for_int():
     from sgpo.judges.base import JudgeRequest
     from sgpo.tasks.arith import ArithTask

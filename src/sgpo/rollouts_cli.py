@@ -41,7 +41,7 @@ def run(args) -> int:
     from sgpo.rollout import generate, token_logprobs_chunked
     from sgpo.rollouts import RolloutRecord, RolloutsWriter, layout, on_responses, to_device, tokenizer_fingerprint, unpack
     from sgpo.core import ShapingParams
-    from sgpo.grading import GradingSettings, in_scope, judge_requests, requests_for
+    from sgpo.grading import GradingSettings, in_scope, judge_requests, requests_for, usable
     from sgpo.train.setup import autocast, bf16_supported, make_task, pick_device, prompt_for
     from sgpo.train.sft import initial_policy, warmup_key
 
@@ -107,7 +107,7 @@ def run(args) -> int:
                 for i, v in zip(index, judge_requests(judge, requests, reading, log=log).verdicts):
                     verdicts[i] = v
                 totals["judged"] += len(index)
-                totals["failed"] += sum(not verdicts[i].ok for i in index)
+                totals["failed"] += sum(not usable(verdicts[i]) for i in index)
             for g, p in enumerate(batch):
                 records = []
                 for j in range(G):

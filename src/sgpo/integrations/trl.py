@@ -183,9 +183,8 @@ class SGPOTrainer(GRPOTrainer):
             unknown = ~known_rewards(grouped, ok.view(-1, G), self.sgpo.params.scope).reshape(-1)
             rewards[unknown.to(rewards.device)] = torch.nan
         self._gathered_rewards = rewards
-        judged = torch.zeros_like(ok)
+        judged = torch.zeros(len(outcomes), dtype=torch.bool)  # in the judge's scope (none for judge-free methods)
         if self.sgpo.method == "sgpo":
-            judged = torch.zeros(len(outcomes), dtype=torch.bool)
             judged[scope_index(grouped, self.sgpo)] = True
         stats = grading_stats(grouped, shaped, judged.view(-1, G), ok.view(-1, G), rts.view(-1, G))
         stats["sgpo/judge_calls_total"] = self._all_processes_sum(self.sgpo_judge_calls)

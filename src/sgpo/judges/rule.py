@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from sgpo.judges.base import INVALID, JudgeRequest, Verdict
-from sgpo.tasks.arith import Chain, apply, extract_answer, parse_equations
+from sgpo.tasks.arith import Chain, apply, extract_answer, parse_equations, parse_int
 
 _START = re.compile(r"start with (-?\d+)", re.IGNORECASE)
 _DIGIT = re.compile(r"\d")
@@ -54,7 +54,7 @@ def _check_step(step: str, chain: Chain, values: list[int], done: int) -> int | 
     if not equations and answer is None:
         start = _START.search(step)
         if start is not None:
-            return done if int(start.group(1)) == chain.start else None
+            return done if parse_int(start.group(1)) == chain.start else None  # a number int() refuses is a wrong start
         return done if _DIGIT.search(_LABEL.sub("", step, count=1)) is None else None
     expected = [(values[i], *chain.ops[i]) for i in range(len(chain.ops))]
     for a, op, b, c in equations:

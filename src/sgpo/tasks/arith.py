@@ -51,7 +51,7 @@ def apply(a: int, op: str, b: int) -> int | None:
     return None
 
 
-def _int(digits: str) -> int | None:
+def parse_int(digits: str) -> int | None:
     """``int(digits)``, or None for a number too long for Python to convert (over
     ``sys.get_int_max_str_digits()`` digits, 4300 by default): a model may write one, it is never an answer."""
     try:
@@ -67,7 +67,7 @@ def parse_equations(text: str) -> list[tuple[int, str, int, int]]:
     """
     out = []
     for a, op, b, c in EQUATION.findall(text):
-        numbers = (_int(a), _int(b), _int(c))
+        numbers = (parse_int(a), parse_int(b), parse_int(c))
         if None not in numbers:
             out.append((numbers[0], _SYMBOL.get(op, op), numbers[1], numbers[2]))
     return out
@@ -76,7 +76,7 @@ def parse_equations(text: str) -> list[tuple[int, str, int, int]]:
 def _as_int(number: str) -> int | None:
     """``"1,000"`` -> 1000, ``"32.0"`` -> 32, ``"32.5"`` -> None (and None for thousands of digits)."""
     whole, _, frac = number.replace(",", "").partition(".")
-    return _int(whole) if frac.strip("0") == "" else None
+    return parse_int(whole) if frac.strip("0") == "" else None
 
 
 def extract_answer(response: str) -> int | None:
