@@ -357,8 +357,8 @@ def test_short_math_training_run_completes(tmp_path):
     # The warm-up trained on the math references (arithmetic ones would not parse) and was cached.
     assert "warm-up: 3 supervised steps" in proc.stdout + proc.stderr
     assert any((tmp_path / "warm").iterdir())
-    metrics = read_jsonl(run / "metrics.jsonl")
-    assert [m["step"] for m in metrics] == [1, 2] and all("eval/accuracy" in m for m in metrics)
+    start, *metrics = read_jsonl(run / "metrics.jsonl")
+    assert start["step"] == 0 and [m["step"] for m in metrics] == [1, 2] and all("eval/accuracy" in m for m in metrics)
     # Each step logs its own answer checks by status: 2 prompts x G=2 responses, evaluation not included.
     for m in metrics:
         checks = {k: v for k, v in m.items() if k.startswith("verify/")}

@@ -117,7 +117,8 @@ def test_offline_training_runs_and_starts_on_policy(rollouts, base, tmp_path):
     proc = sgpo_cli("train", *overrides(base, "trainer.mode=offline", f"data.rollouts={rollouts}", "train.steps=3",
                                         f"train.out_dir={run}"))
     assert proc.returncode == 0, proc.stderr
-    metrics = read_jsonl(run / "metrics.jsonl")
+    start, *metrics = read_jsonl(run / "metrics.jsonl")
+    assert start["step"] == 0 and "eval/accuracy" in start  # evaluated before the first update
     assert [m["step"] for m in metrics] == [1, 2, 3]
     # Until the first update with signal the policy is the behaviour policy: ratios are 1.
     assert metrics[0]["offline/logp_gap_max"] <= 1e-6 and metrics[0]["clip_frac"] == 0.0

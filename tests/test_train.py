@@ -83,7 +83,10 @@ def test_train_writes_run_directory_and_metric_names(tmp_path):
         assert (run / name).is_file(), name
     assert (run / "checkpoints" / "step_3" / "trainer_state.json").is_file()
     assert (run / "plots" / "eval_accuracy.png").stat().st_size > 1000
-    metrics = read_jsonl(run / "metrics.jsonl")
+    start, *metrics = read_jsonl(run / "metrics.jsonl")
+    # A fresh run evaluates once before the first update: a row of its own, at step 0.
+    assert start["step"] == 0 and {"eval/accuracy", "eval/avg@2", "eval/pass@2"} <= set(start)
+    assert "groups/all_negative_frac" not in start
     assert [m["step"] for m in metrics] == [1, 2, 3]
     for m in metrics:
         assert set(METRICS) <= set(m), set(METRICS) - set(m)
@@ -181,11 +184,19 @@ def test_compare_writes_report_and_summary(tmp_path):
     for per_seed in summary["methods"].values():
         assert set(per_seed) == {"1", "2"}
         for run in per_seed.values():
-            assert set(run) == {
-                "final_eval_accuracy", "best_eval_accuracy", "final_eval_sampled", "best_eval_sampled",
-                "steps_to_target", "mean_all_negative_frac", "judge_calls", "wall_seconds",
-            }
+            assert {
+                "curve", "start_eval_sampled", "final_eval_sampled", "area_eval_sampled", "best_eval_sampled",
+                "final_eval_accuracy", "steps_to_target", "start_all_negative_frac", "mean_all_negative_frac",
+                "judge_calls", "wall_seconds",
+            } <= set(run)
             assert 0.0 <= run["final_eval_sampled"] <= 1.0
+            # The curve starts with the evaluation before the first update (train.eval_every=2, 2 steps).
+            assert run["curve"]["steps"] == [0, 2] and run["start_eval_sampled"] == run["curve"]["sampled"][0]
+    for method, agg in summary["over_seeds"].items():
+        finals = [r["final_eval_sampled"] for r in summary["methods"][method].values()]
+        assert agg["final_eval_sampled"]["n"] == 2
+        assert min(finals) <= agg["final_eval_sampled"]["lo"] <= agg["final_eval_sampled"]["hi"] <= max(finals)
+    assert summary["baseline"] == "grpo" and set(summary["gaps"]) == {"sgpo", "dapo"}
     assert summary["metric"] == "eval/avg@2"  # tiny_overrides set train.eval_k=2
     assert summary["methods"]["grpo"]["1"]["judge_calls"] == 0
     report = (out / "report.md").read_text()

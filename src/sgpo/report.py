@@ -5,6 +5,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from sgpo.train.curves import band, curve
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -20,25 +22,21 @@ CURVES = (
 
 
 def series(history: list[dict], key: str) -> tuple[list[int], list[float]]:
-    points = [(m["step"], m[key]) for m in history if key in m]
-    return [s for s, _ in points], [v for _, v in points]
+    return curve(history, key)
 
 
 def plot_methods(runs: dict[str, list[list[dict]]], key: str, title: str, path: Path) -> None:
-    """One line per method (mean over seeds, band = min..max), shared axes."""
+    """One line per method: the mean over seeds, and with two or more seeds a band for the 95%
+    bootstrap interval of that mean (sgpo.train.curves.band); shared axes."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for method, histories in runs.items():
-        curves = [series(h, key) for h in histories]
-        curves = [c for c in curves if c[0]]
-        if not curves:
+        b = band([curve(h, key) for h in histories])
+        if not b["steps"]:
             continue
-        n = min(len(c[0]) for c in curves)
-        steps = curves[0][0][:n]
-        values = [[c[1][i] for c in curves] for i in range(n)]
-        ax.plot(steps, [statistics.fmean(v) for v in values], label=method)
-        if len(curves) > 1:
-            ax.fill_between(steps, [min(v) for v in values], [max(v) for v in values], alpha=0.2)
-    ax.set_xlabel("step")
+        (line,) = ax.plot(b["steps"], b["mean"], label=f"{method} (n={len(histories)})" if len(histories) > 1 else method)
+        if len(histories) > 1:
+            ax.fill_between(b["steps"], b["lo"], b["hi"], alpha=0.2, color=line.get_color())
+    ax.set_xlabel("RL step")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -58,14 +56,15 @@ def write_run_report(run_dir: Path, history: list[dict]) -> Path:
     method = run_dir.name
     lines = [f"# Run report: {run_dir}", ""]
     last = history[-1] if history else {}
+    steps = [m for m in history if "time/step" in m]  # RL steps; the step-0 row is an evaluation only
     evals = [m["eval/accuracy"] for m in history if "eval/accuracy" in m]
     lines += [
         f"- steps: {last.get('step', 0)}",
         f"- final eval accuracy: {evals[-1]:.3f}" if evals else "- no evaluation yet",
         f"- best eval accuracy: {max(evals):.3f}" if evals else "",
-        f"- mean all-negative share: {statistics.fmean(m['groups/all_negative_frac'] for m in history):.3f}" if history else "",
+        f"- mean all-negative share: {statistics.fmean(m['groups/all_negative_frac'] for m in steps):.3f}" if steps else "",
         f"- judge calls: {last.get('sgpo/judge_calls_total', 0)}",
-        f"- seconds per step: {statistics.fmean(m['time/step'] for m in history):.2f}" if history else "",
+        f"- seconds per step: {statistics.fmean(m['time/step'] for m in steps):.2f}" if steps else "",
         "",
     ]
     for key, title in CURVES:

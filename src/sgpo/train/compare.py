@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from sgpo.core import METHODS
+from sgpo.train import curves
 from sgpo.report import CURVES, plot_file_name, plot_methods
 from sgpo.train.config import Config, ConfigError, load_config
 
@@ -65,62 +66,112 @@ def default_target(histories: dict[str, list[list[dict]]], key: str) -> float:
 
 
 def summarize(history: list[dict], target: float, wall: float, sampled_key: str, headline: str) -> dict:
-    evals = [m["eval/accuracy"] for m in history if "eval/accuracy" in m]
-    sampled = [m[sampled_key] for m in history if sampled_key in m]
+    """One run's numbers: the held-out curve from step 0, its area (mean of the evaluations),
+    final and best values, steps to target, the all-negative share, judge calls, wall time."""
+    steps, sampled = curves.curve(history, sampled_key)
+    greedy = curves.curve(history, "eval/accuracy")[1]
+    head_steps, head = curves.curve(history, headline)
+    rl = [m for m in history if "groups/all_negative_frac" in m]  # RL steps (not the step-0 evaluation)
     return {
-        "final_eval_accuracy": evals[-1] if evals else None,
-        "best_eval_accuracy": max(evals) if evals else None,
+        "curve": {"steps": steps, "sampled": sampled, "greedy": greedy},
+        "start_eval_sampled": sampled[0] if steps and steps[0] == 0 else None,
         "final_eval_sampled": sampled[-1] if sampled else None,
         "best_eval_sampled": max(sampled) if sampled else None,
-        "steps_to_target": steps_to(history, target, headline),
-        "mean_all_negative_frac": statistics.fmean(m["groups/all_negative_frac"] for m in history) if history else None,
+        "area_eval_sampled": curves.area(sampled),
+        "start_eval_accuracy": greedy[0] if steps and steps[0] == 0 else None,
+        "final_eval_accuracy": greedy[-1] if greedy else None,
+        "best_eval_accuracy": max(greedy) if greedy else None,
+        "area_eval_accuracy": curves.area(greedy),
+        "steps_to_target": curves.steps_to(head_steps, head, target),
+        "start_all_negative_frac": rl[0]["groups/all_negative_frac"] if rl else None,
+        "mean_all_negative_frac": statistics.fmean(m["groups/all_negative_frac"] for m in rl) if rl else None,
         "judge_calls": history[-1].get("sgpo/judge_calls_total", 0) if history else 0,
         "wall_seconds": wall,
     }
 
 
-def _mean_spread(values: list[float | None], fmt: str = "{:.3f}") -> str:
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return "—"
-    if len(vals) == 1:
-        text = fmt.format(vals[0])
-    else:
-        text = f"{fmt.format(statistics.fmean(vals))} ± {fmt.format(statistics.stdev(vals))}"
-    missing = len(values) - len(vals)
-    return text + (f" ({missing} never)" if missing else "")
+#: Per-run numbers summarised over seeds (mean and 95% bootstrap interval).
+OVER_SEEDS = (
+    "start_eval_sampled", "final_eval_sampled", "area_eval_sampled", "best_eval_sampled",
+    "start_eval_accuracy", "final_eval_accuracy", "area_eval_accuracy", "steps_to_target",
+    "start_all_negative_frac", "mean_all_negative_frac", "judge_calls", "wall_seconds",
+)
+
+
+def over_seeds(per_seed: dict[str, dict]) -> dict:
+    """Mean with a 95% bootstrap interval of every OVER_SEEDS number, the mean curve with its band,
+    and how many seeds never reached the target."""
+    runs = list(per_seed.values())
+    out = {key: curves.bootstrap([r[key] for r in runs]) for key in OVER_SEEDS}
+    out["never_reached_target"] = sum(r["steps_to_target"] is None for r in runs)
+    for kind in ("sampled", "greedy"):
+        out[f"curve_{kind}"] = curves.band([(r["curve"]["steps"], r["curve"][kind]) for r in runs])
+    return out
+
+
+def gaps(methods: dict[str, dict], baseline: str) -> dict:
+    """Every other method against ``baseline``, paired by seed: final, area and per-evaluation gaps
+    in sampled accuracy (mean and bootstrap interval), and the first step at which the method's
+    mean curve reaches the baseline's mean final value (with the baseline's own step count)."""
+    base = methods[baseline]
+    base_band = over_seeds(base)["curve_sampled"]
+    out = {}
+    for method, per_seed in methods.items():
+        if method == baseline:
+            continue
+        g = {key: curves.paired_gap({s: r[key] for s, r in per_seed.items()}, {s: r[key] for s, r in base.items()})
+             for key in ("final_eval_sampled", "area_eval_sampled")}
+        steps = base_band["steps"]
+        at = lambda runs, step: {s: curves.value_at(r["curve"]["steps"], r["curve"]["sampled"], step) for s, r in runs.items()}  # noqa: E731
+        g["by_step"] = {str(step): curves.paired_gap(at(per_seed, step), at(base, step)) for step in steps}
+        own = over_seeds(per_seed)["curve_sampled"]
+        g["baseline_final"] = base_band["mean"][-1] if steps else None
+        g["baseline_steps"] = steps[-1] if steps else None
+        g["steps_to_baseline_final"] = curves.steps_to(own["steps"], own["mean"], g["baseline_final"]) if steps else None
+        out[method] = g
+    return out
 
 
 def write_report(out: Path, summary: dict, histories: dict[str, list[list[dict]]], base: Config) -> Path:
     target, k = summary["target"], base.train.eval_k
+    ci = curves.fmt_ci
     rows = [
-        f"| method | final avg@{k} | best avg@{k} | final greedy | best greedy | steps to target "
-        "| all-negative share | judge calls | wall s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| method | seeds | start avg@{k} | final avg@{k} | area avg@{k} | final greedy | steps to target "
+        "| all-negative at start | all-negative mean | judge calls | wall s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for method, per_seed in summary["methods"].items():
-        runs = list(per_seed.values())
-        col = lambda key, fmt="{:.3f}": _mean_spread([r[key] for r in runs], fmt)  # noqa: E731
+    for method, agg in summary["over_seeds"].items():
+        never = agg["never_reached_target"]
+        to_target = ci(agg["steps_to_target"], "{:.0f}") + (f" ({never} never)" if never else "")
         rows.append(
-            f"| {method} | {col('final_eval_sampled')} | {col('best_eval_sampled')} | {col('final_eval_accuracy')} "
-            f"| {col('best_eval_accuracy')} | {col('steps_to_target', '{:.0f}')} "
-            f"| {col('mean_all_negative_frac')} | {col('judge_calls', '{:.0f}')} | {col('wall_seconds', '{:.0f}')} |"
+            f"| {method} | {len(summary['methods'][method])} | {ci(agg['start_eval_sampled'])} | {ci(agg['final_eval_sampled'])} "
+            f"| {ci(agg['area_eval_sampled'])} | {ci(agg['final_eval_accuracy'])} | {to_target} "
+            f"| {ci(agg['start_all_negative_frac'], '{:.2f}')} | {ci(agg['mean_all_negative_frac'], '{:.2f}')} "
+            f"| {ci(agg['judge_calls'], '{:.0f}')} | {ci(agg['wall_seconds'], '{:.0f}')} |"
         )
-    start = {m: h[0][0].get("groups/all_negative_frac") for m, h in histories.items() if h and h[0]}
     lines = [
         "# sgpo compare",
         "",
         f"Methods {', '.join(summary['methods'])} from one warm-up, seeds {summary['seeds']}, "
         f"{base.train.steps} RL steps of {base.rollout.prompts_per_step} prompts x G={base.rollout.group_size}. "
-        f"Values are mean ± std over seeds. avg@{k}: held-out accuracy of {k} samples per problem at "
-        f"temperature {base.rollout.temperature}; greedy: of the greedy answer. 'Steps to target': first "
-        f"evaluation with {summary['metric']} >= {target:.3f}.",
-        "",
-        f"All-negative share at the first RL step: {', '.join(f'{m} {v:.2f}' for m, v in start.items())}.",
+        f"Values are the mean over seeds with a 95% bootstrap interval in brackets (none for one seed). "
+        f"avg@{k}: held-out accuracy of {k} samples per problem at temperature {base.rollout.temperature}, "
+        f"evaluated at step 0 (before any update) and every {base.train.eval_every} steps; area: the mean of "
+        f"those evaluations; greedy: of the greedy answer. 'Steps to target': first evaluation with "
+        f"{summary['metric']} >= {target:.3f}.",
         "",
         *rows,
         "",
     ]
+    if summary["gaps"]:
+        lines += [f"Against {summary['baseline']}, paired by seed (same warm-up and prompt order):", "",
+                  f"| method | final gap | area gap | reaches {summary['baseline']}'s final avg@{k} at step |",
+                  "| --- | --- | --- | --- |"]
+        for method, g in summary["gaps"].items():
+            reach = g["steps_to_baseline_final"]
+            lines.append(f"| {method} | {ci(g['final_eval_sampled'], '{:+.3f}')} | {ci(g['area_eval_sampled'], '{:+.3f}')} "
+                         f"| {'never' if reach is None else reach} of {g['baseline_steps']} |")
+        lines.append("")
     sampled = (f"eval/avg@{k}", f"held-out sampled accuracy (avg@{k})")
     for key, title in (sampled, *CURVES):
         name = plot_file_name(key)
@@ -159,14 +210,19 @@ def compare(
     headline, sampled_key = metric_key(metric, base), metric_key("sampled", base)
     if target is None:
         target = default_target(histories, headline)
+    per_method = {
+        m: {str(s): summarize(h, target, w, sampled_key, headline) for s, h, w in zip(seeds, histories[m], walls[m])}
+        for m in methods
+    }
+    baseline = "grpo" if "grpo" in methods else methods[0]
     summary = {
         "metric": headline,
         "target": target,
         "seeds": seeds,
-        "methods": {
-            m: {str(s): summarize(h, target, w, sampled_key, headline) for s, h, w in zip(seeds, histories[m], walls[m])}
-            for m in methods
-        },
+        "baseline": baseline,
+        "methods": per_method,
+        "over_seeds": {m: over_seeds(per_method[m]) for m in methods},
+        "gaps": gaps(per_method, baseline),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     report = write_report(out, summary, histories, base)
@@ -183,10 +239,9 @@ def run(args) -> int:
     cfg = load_config(args.config or default_config_path(), args.overrides)
     seeds = args.seeds or [cfg.train.seed]
     summary = compare(cfg, args.methods, seeds, args.out, args.target, args.metric)
-    final = "final_eval_sampled" if args.metric == "sampled" else "final_eval_accuracy"
-    print(f"\n{'method':<8} {'final ' + summary['metric']:>20} {'steps to target':>16}")
-    for method, per_seed in summary["methods"].items():
-        runs = list(per_seed.values())
-        print(f"{method:<8} {_mean_spread([r[final] for r in runs]):>20} "
-              f"{_mean_spread([r['steps_to_target'] for r in runs], '{:.0f}'):>16}")
+    kind = "sampled" if args.metric == "sampled" else "accuracy"
+    print(f"\n{'method':<8} {'final ' + summary['metric']:>26} {'area':>26} {'steps to target':>20}")
+    for method, agg in summary["over_seeds"].items():
+        print(f"{method:<8} {curves.fmt_ci(agg[f'final_eval_{kind}']):>26} {curves.fmt_ci(agg[f'area_eval_{kind}']):>26} "
+              f"{curves.fmt_ci(agg['steps_to_target'], '{:.0f}'):>20}")
     return 0

@@ -201,6 +201,13 @@ class Trainer:
 
             bar = tqdm(total=cfg.steps, initial=self.step_idx, desc=self.method, dynamic_ncols=True)
         try:
+            if self.step_idx == 0:
+                # A fresh run's curve starts before the first update, so gains are measured from
+                # where RL began (a resumed run has this row already). evaluate() forks the RNG,
+                # so training is the same with or without it.
+                start = {"step": 0, **self.evaluate()}
+                self.writer.log(start)
+                history.append(start)
             while self.step_idx < cfg.steps:
                 metrics = self.step()
                 last = self.step_idx == cfg.steps
