@@ -64,7 +64,8 @@ def run_one(config: str, label: str, seed: int, runs_dir: Path) -> dict:
     overrides = [*LABELS[label], f"train.seed={seed}", "train.progress=false"]
     cfg = load_config(path, overrides)
     t0 = time.perf_counter()
-    history = Trainer(cfg, runs_dir / config / label / f"seed_{seed}", log=lambda *a: None).train()
+    history = Trainer(cfg, runs_dir / config / label / f"seed_{seed}", log=lambda *a: None,
+                      overwrite=True).train()  # a run without results (e.g. killed) starts over
     wall = time.perf_counter() - t0
     key = f"eval/avg@{cfg.train.eval_k}"
     rl = [m for m in history if "groups/all_negative_frac" in m]

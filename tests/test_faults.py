@@ -65,7 +65,9 @@ def test_judge_server_killed_and_restarted_mid_run(tmp_path):
         stop(server["proc"])
 
     assert events == [("killed", 1), ("restarted", 3)]
-    metrics = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    # Step 0 is the evaluation before the first update; the training steps follow it.
+    metrics = [m for m in read_jsonl(tmp_path / "run" / "metrics.jsonl") if m["step"] > 0]
+    history = [m for m in history if m["step"] > 0]
     assert [m["step"] for m in metrics] == [1, 2, 3, 4, 5] == [m["step"] for m in history]
     assert (tmp_path / "run" / "checkpoints" / "step_5").is_dir() and "eval/accuracy" in metrics[-1]
     # Every response of a step is in samples.jsonl (log_samples 8 >= 4 responses); count its verdicts.
