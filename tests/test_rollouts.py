@@ -158,6 +158,18 @@ def test_an_incomplete_group_before_the_end_is_an_error(tmp_path):
         read_rollouts(path)
 
 
+def read_error_after(tmp_path, line: int, change: dict) -> tuple[Path, str]:
+    """The reader's error for a two-group file whose line ``line`` has ``change`` merged in."""
+    path = write_file(tmp_path / "r.jsonl", [group(0), group(1)])
+    lines = lines_of(path)
+    lines[line - 1] = json.dumps({**json.loads(lines[line - 1]), **change})
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RolloutsError) as err:
+        read_rollouts(path)
+    return path, str(err.value)
+
+
+
 @pytest.mark.parametrize(
     "line, change, field",
     [
@@ -179,13 +191,8 @@ def test_an_incomplete_group_before_the_end_is_an_error(tmp_path):
     ],
 )
 def test_bad_record_names_file_line_and_field(tmp_path, line, change, field):
-    path = write_file(tmp_path / "r.jsonl", [group(0), group(1)])
-    lines = lines_of(path)
-    lines[line - 1] = json.dumps({**json.loads(lines[line - 1]), **change})
-    path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(RolloutsError) as err:
-        read_rollouts(path)
-    assert str(err.value).startswith(f"{path}:{line}: field '{field}'"), str(err.value)
+    path, error = read_error_after(tmp_path, line, change)
+    assert error.startswith(f"{path}:{line}: field '{field}'"), error
 
 
 @pytest.mark.parametrize(
@@ -267,14 +274,9 @@ def test_check_compatible_names_what_does_not_match(tmp_path):
     ],
 )
 def test_outcomes_other_than_0_or_1_and_out_of_range_verdicts_are_rejected(tmp_path, line, change, field, says):
-    path = write_file(tmp_path / "r.jsonl", [group(0), group(1)])
-    lines = lines_of(path)
-    lines[line - 1] = json.dumps({**json.loads(lines[line - 1]), **change})
-    path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(RolloutsError) as err:
-        read_rollouts(path)
-    assert str(err.value).startswith(f"{path}:{line}: field '{field}': "), str(err.value)
-    assert says in str(err.value)
+    path, error = read_error_after(tmp_path, line, change)
+    assert error.startswith(f"{path}:{line}: field '{field}': "), error
+    assert says in error
 
 
 def test_outcomes_0_and_1_as_int_or_float_and_in_range_verdicts_are_read(tmp_path):
