@@ -10,7 +10,7 @@ import pytest
 from sgpo.analyze import analyze
 from sgpo.core import ShapingParams
 from sgpo.judges import Verdict
-from sgpo.rollouts import read_rollouts
+from sgpo.rollouts_file import read_rollouts
 from test_rollouts import G, group, write_file
 from test_train import sgpo_cli
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from sgpo.evaluation import FileResult
+from sgpo.model_eval import FileResult
 from sgpo.models import arith_tokenizer, save_policy, tiny_policy
-from sgpo.rollout import format_prompt
-from sgpo.tasks.math import SYSTEM_PROMPT, MathTask
+from sgpo.sampling import format_prompt
+from sgpo.tasks.math_task import SYSTEM_PROMPT, MathTask
 
 
 def sgpo_cli(*args: str) -> subprocess.CompletedProcess:

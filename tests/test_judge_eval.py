@@ -13,7 +13,7 @@ from sgpo.judges import Verdict
 from sgpo.judges.arith_data import corrupted_rows
 from sgpo.judges.baselines import ConstantJudge
 from sgpo.judges.data import DataError, LabelledSolution, read_labelled, read_processbench, write_jsonl
-from sgpo.judges.evaluate import compute_metrics, evaluate, markdown_table
+from sgpo.judges.judge_eval import compute_metrics, evaluate, markdown_table
 
 
 def row(label: int, k: int = 4) -> LabelledSolution:

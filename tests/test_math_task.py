@@ -16,7 +16,7 @@ import pytest
 from sgpo.datafiles import DataError
 from sgpo.judges.config import JudgeConfig, build_judge
 from sgpo.judges.data import read_processbench
-from sgpo.tasks.math import MathTask
+from sgpo.tasks.math_task import MathTask
 from sgpo.tasks.problem_files import Fields, ProblemFileError, detect_fields, read_problems, read_problems_auto
 from sgpo.tasks.verify import AnswerChecker, extract_answer, gold_answer, last_boxed
 from sgpo.tasks.wordproblems import SPLIT_SIZES, builtin_file, generate

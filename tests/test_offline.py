@@ -10,8 +10,9 @@ import torch
 
 from sgpo.judges import Verdict
 from sgpo.judges.base import JudgeRequest
-from sgpo.rollout import token_logprobs
-from sgpo.rollouts import pack, read_rollouts
+from sgpo.sampling import token_logprobs
+from sgpo.rollouts_file import read_rollouts
+from sgpo.train.batches import pack
 from sgpo.train.checkpoint import load_trainer_state
 from sgpo.train.config import ConfigError, load_config
 from sgpo.grading import NO_STEPS, ask_judge

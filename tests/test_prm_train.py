@@ -15,7 +15,7 @@ from sgpo.cli import main
 from sgpo.judges import JudgeRequest
 from sgpo.judges.config import JudgeConfig, build_judge
 from sgpo.judges.data import LabelledSolution, read_processbench, write_jsonl
-from sgpo.judges.train import step_targets
+from sgpo.judges.prm_training import step_targets
 
 TINY = ["--layers", "1", "--d-model", "32", "--heads", "2", "--threads", "1", "--lr", "3e-3"]
 

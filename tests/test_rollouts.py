@@ -10,10 +10,10 @@ import torch
 
 from sgpo.judges import Verdict
 from sgpo.models import arith_tokenizer
-from sgpo.rollouts import (
-    RolloutRecord, RolloutsError, RolloutsWriter, check_compatible, on_responses, pack, read_rollouts, tokenizer_fingerprint,
-    unpack,
-)
+from sgpo.rollouts_file import RolloutRecord, RolloutsError, read_rollouts, tokenizer_fingerprint
+from sgpo.rollouts_writer import RolloutsWriter
+from sgpo.sampling import on_responses, unpack
+from sgpo.train.batches import check_compatible, pack
 
 G = 4
 HEADER = {"model": "hand-made", "task": "arith", "group_size": G, "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 8}

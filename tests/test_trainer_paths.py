@@ -9,8 +9,8 @@ import torch
 
 from sgpo.core import AGGREGATIONS, policy_loss
 from sgpo.models import arith_tokenizer
-from sgpo.rollout import Rollout, generate, token_logprobs
-from sgpo.rollouts import layout
+from sgpo.sampling import Rollout, generate, token_logprobs
+from sgpo.sampling import layout
 from sgpo.steps import split_steps
 from sgpo.train.batches import Batch
 from sgpo.train.config import load_config

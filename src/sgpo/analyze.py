@@ -21,7 +21,7 @@ import torch
 
 from sgpo.core import ShapingParams, classify_groups, is_correct, judge_mask, rts_from_steps
 from sgpo.grading import GradingSettings, shape, usable
-from sgpo.rollouts import RolloutsFile, read_rollouts
+from sgpo.rollouts_file import RolloutsFile, read_rollouts
 
 KINDS = ("all_negative", "mixed", "all_positive")
 RTS_BINS = 10
@@ -241,7 +241,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from pydantic import ValidationError
 
-    from sgpo.train.config import AlgorithmConfig, ConfigError
+    from sgpo.errors import ConfigError
+    from sgpo.train.config import AlgorithmConfig
 
     try:
         alg = AlgorithmConfig(scope=args.scope, mapping=args.mapping, beta=args.beta, gamma=args.gamma,

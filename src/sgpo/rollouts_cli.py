@@ -7,7 +7,7 @@ sections; the warm-up cache is reused), so ``sgpo train train.mode=offline data.
 with the same config starts from the very policy whose behaviour log-probs the file stores.
 With ``--judge`` the responses in ``algorithm.scope`` are judged by the ``judge`` section's judge
 (``algorithm.scope=all_incorrect`` judges every wrong response, so the file serves both scopes);
-failed verdicts are kept, with their status, and counted. The format is in :mod:`sgpo.rollouts`.
+failed verdicts are kept, with their status, and counted. The format is in :mod:`sgpo.rollouts_file`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from sgpo.train.config import ConfigError, load_config
+from sgpo.errors import ConfigError
+from sgpo.train.config import load_config
 
 
 def add_arguments(parser) -> None:
@@ -38,8 +39,9 @@ def run(args) -> int:
     from sgpo.core import classify_groups
     from sgpo.judges.config import build_judge
     from sgpo.judges.stats import collect_stats
-    from sgpo.rollout import generate, token_logprobs_chunked
-    from sgpo.rollouts import RolloutRecord, RolloutsWriter, layout, on_responses, to_device, tokenizer_fingerprint, unpack
+    from sgpo.rollouts_file import RolloutRecord, tokenizer_fingerprint
+    from sgpo.rollouts_writer import RolloutsWriter
+    from sgpo.sampling import generate, layout, on_responses, to_device, token_logprobs_chunked, unpack
     from sgpo.core import ShapingParams
     from sgpo.grading import GradingSettings, in_scope, judge_requests, requests_for, usable
     from sgpo.train.setup import autocast, bf16_supported, make_task, pick_device, prompt_for

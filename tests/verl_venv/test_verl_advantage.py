@@ -20,7 +20,7 @@ from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
 
 from sgpo.core import ShapingParams
 from sgpo.grading import GradingSettings, grade
-from sgpo.judges.rule import ArithRuleJudge
+from sgpo.tasks.arith import ArithRuleJudge
 from test_verl_estimator import G, reward_fn_scores, scenario, verl_batch
 
 CONFIG_DIR = str(Path(verl.__file__).parent / "trainer" / "config")

@@ -21,7 +21,7 @@ from verl.trainer.ppo.ray_trainer import compute_advantage
 from sgpo.core import ShapingParams
 from sgpo.grading import GradingSettings, grade
 from sgpo.integrations.verl.estimator import UNKNOWN_SCORE
-from sgpo.judges.rule import ArithRuleJudge
+from sgpo.tasks.arith import ArithRuleJudge
 from sgpo.models import arith_tokenizer
 from test_verl_estimator import G, scenario, verl_batch
 

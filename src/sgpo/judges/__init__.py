@@ -10,10 +10,10 @@ from importlib import import_module
 from sgpo.judges.base import ERROR, INVALID, OK, STATUSES, TIMEOUT, JudgeRequest, StepJudge, Verdict
 from sgpo.judges.cached import CachedJudge
 from sgpo.judges.noisy import NoisyJudge
-from sgpo.judges.rule import ArithRuleJudge
 
 #: name -> module, for the lazily imported parts of the public API
 _LAZY = {
+    "ArithRuleJudge": "sgpo.tasks.arith",  # lives with the task whose problems it parses
     "ConstantJudge": "sgpo.judges.baselines",
     "JudgeConfig": "sgpo.judges.config",
     "build_judge": "sgpo.judges.config",
@@ -34,6 +34,6 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "ERROR", "INVALID", "OK", "STATUSES", "TIMEOUT", "ArithRuleJudge", "CachedJudge", "JudgeRequest",
+    "ERROR", "INVALID", "OK", "STATUSES", "TIMEOUT", "CachedJudge", "JudgeRequest",
     "NoisyJudge", "StepJudge", "Verdict", *_LAZY,
 ]

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from sgpo.judges.base import JudgeRequest
 from sgpo.judges.data import LabelledSolution
-from sgpo.judges.rule import ArithRuleJudge
-from sgpo.tasks.arith import ArithSpec, ArithTask, Chain, apply
+from sgpo.tasks.arith import ArithRuleJudge, ArithSpec, ArithTask, Chain, apply
 from sgpo.tasks.base import Problem
 
 CORRUPTIONS = ("slip", "slip_local", "operand", "operator", "skip", "answer")
@@ -110,7 +109,7 @@ def policy_rows(n_problems: int, samples: int = 4, split: str = "train", seed: i
     """
     import torch
 
-    from sgpo.rollout import format_prompt, generate
+    from sgpo.sampling import format_prompt, generate
     from sgpo.steps import split_steps
 
     model, tokenizer, _ = warmed_policy(warmup_steps, noise_p, seed, log)

@@ -20,7 +20,8 @@ from pathlib import Path
 from sgpo.cli import positive_int
 from sgpo.errors import ConfigError
 from sgpo.judges.base import JudgeRequest
-from sgpo.judges.data import DataError, _rows, write_jsonl
+from sgpo.errors import DataError
+from sgpo.judges.data import _rows, write_jsonl
 from sgpo.judges.stats import collect_stats
 from sgpo.steps import SPLIT_MODES, split_steps
 
@@ -73,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sgpo.judges.evaluate import resolve_judge
+    from sgpo.judges.judge_eval import resolve_judge
     from sgpo.tasks.arith import ArithTask
 
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731

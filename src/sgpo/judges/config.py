@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sgpo.judges.base import StepJudge
 from sgpo.judges.cached import CachedJudge
 from sgpo.judges.noisy import NoisyJudge
+from sgpo.judges.prm import LazyPRMJudge, PRMJudge
 
 if TYPE_CHECKING:
     from sgpo.tasks.base import Task
@@ -201,10 +202,22 @@ def build_base_judge(cfg: JudgeConfig, task: "Task | None" = None) -> StepJudge:
                                           llm.max_tokens, lo.max_time_s, threads=lo.threads)
         return _llm_judge(cfg, backend)
     if cfg.kind == "prm":
-        from sgpo.judges.prm import PRMJudge
-
-        return PRMJudge.from_config(cfg.prm)
+        return LazyPRMJudge(lambda: _load_prm(cfg.prm), cfg.prm.model)
     raise ValueError(f"unknown judge kind {cfg.kind!r}; choose one of: {', '.join(JUDGE_KINDS)}")  # pragma: no cover
+
+
+def _load_prm(c: PRMConfig) -> PRMJudge:
+    kwargs = {"batch_size": c.batch_size, "max_length": c.max_length}
+    if c.step_separator is not None:
+        kwargs["separator"] = c.step_separator
+    if c.system != "default":
+        kwargs["system"] = c.system or None
+    judge = PRMJudge.from_pretrained(c.model, c.format, c.threshold, c.device, c.dtype, c.trust_remote_code, **kwargs)
+    if c.threads is not None:
+        import torch
+
+        torch.set_num_threads(c.threads)
+    return judge
 
 
 def build_judge(cfg: JudgeConfig, task: "Task | None" = None) -> StepJudge:

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 # The line-numbered reader is shared with the problem files (sgpo.datafiles); re-exported here.
-from sgpo.datafiles import DataError, write_jsonl
+from sgpo.errors import DataError
+from sgpo.datafiles import write_jsonl
 from sgpo.datafiles import json_rows as _rows
 
 

@@ -20,14 +20,11 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Callable
 
 from sgpo.errors import MissingInputError
 from sgpo.judges.base import ERROR, INVALID, JudgeRequest, Verdict
 from sgpo.judges.stats import JudgeStats
-
-if TYPE_CHECKING:
-    from sgpo.judges.config import PRMConfig
 
 #: Written by ``sgpo train-judge`` next to the model; marks the ``sgpo`` format.
 JUDGE_META = "sgpo_judge.json"
@@ -104,11 +101,6 @@ class PRMJudge:
             model = AutoModelForTokenClassification.from_pretrained(path, dtype=torch_dtype)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         return cls(model.to(device).eval(), tokenizer, format, threshold, **kwargs)
-
-    @classmethod
-    def from_config(cls, cfg: "PRMConfig") -> "LazyPRMJudge":
-        """A judge that loads ``cfg.model`` on first use (building a config stays cheap)."""
-        return LazyPRMJudge(cfg)
 
     # --- encoding -------------------------------------------------------------------------
 
@@ -215,26 +207,17 @@ class PRMJudge:
 
 
 class LazyPRMJudge:
-    """A PRMJudge built from config and loaded on first use; a model that fails to load turns
-    every verdict into an ``error`` (the run goes on) and is tried again on the next batch."""
+    """A PRMJudge loaded on first use by ``load_model`` (so building a judge from config stays
+    cheap); a model that fails to load turns every verdict into an ``error`` (the run goes on) and
+    is tried again on the next batch."""
 
-    def __init__(self, cfg: "PRMConfig"):
-        self.cfg, self.inner = cfg, None
+    def __init__(self, load_model: Callable[[], PRMJudge], name: str):
+        self.load_model, self.name, self.inner = load_model, name, None
         self.stats = JudgeStats()
 
     def load(self) -> PRMJudge:
         if self.inner is None:
-            c = self.cfg
-            kwargs = {"batch_size": c.batch_size, "max_length": c.max_length}
-            if c.step_separator is not None:
-                kwargs["separator"] = c.step_separator
-            if c.system != "default":
-                kwargs["system"] = c.system or None
-            self.inner = PRMJudge.from_pretrained(c.model, c.format, c.threshold, c.device, c.dtype, c.trust_remote_code, **kwargs)
-            if c.threads is not None:
-                import torch
-
-                torch.set_num_threads(c.threads)
+            self.inner = self.load_model()
             self.inner.stats = self.stats  # one set of counters, whoever asks
         return self.inner
 
@@ -242,7 +225,7 @@ class LazyPRMJudge:
         try:
             judge = self.load()
         except Exception as e:  # noqa: BLE001
-            verdicts = [Verdict.failed(len(r.steps), ERROR, raw=f"cannot load PRM {self.cfg.model!r}: {type(e).__name__}: {e}")
+            verdicts = [Verdict.failed(len(r.steps), ERROR, raw=f"cannot load PRM {self.name!r}: {type(e).__name__}: {e}")
                         for r in requests]
             self.stats.record(verdicts, 0.0)
             return verdicts

@@ -5,17 +5,19 @@ judge -> rewards and advantages -> update.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from sgpo.grading import usable
 from sgpo.judges.base import Verdict
-from sgpo.rollout import Rollout
-from sgpo.rollouts import RolloutsError, RolloutsFile, check_compatible, pack, read_rollouts, to_device
+from sgpo.rollouts_file import RolloutRecord, RolloutsError, RolloutsFile, field_error, read_rollouts, tokenizer_fingerprint
+from sgpo.sampling import Rollout, layout, to_device
 from sgpo.steps import split_steps
 from sgpo.tasks.base import Problem
-from sgpo.train.config import Config, ConfigError
+from sgpo.errors import ConfigError
+from sgpo.train.config import Config
 
 
 @dataclass
@@ -107,3 +109,59 @@ class StoredBatches:
 
 
 __all__ = ["Batch", "StoredBatches"]
+
+
+def check_compatible(rf: RolloutsFile, tokenizer, group_size: int, temperature: float) -> None:
+    """Raise :class:`RolloutsError` (file:line: field) unless the file can be trained on as configured.
+
+    The header's group size and temperature must match the config (the behaviour log-probs are at
+    the sampling temperature), its tokenizer fingerprint must match the configured tokenizer's,
+    every token id must be in the vocabulary, and each group's prompt_ids must be what the
+    tokenizer makes of its prompt.
+    """
+    head = f"{rf.path}:1"
+    h = rf.header
+    if h["group_size"] != group_size:
+        raise field_error(head, "group_size", f"is {h['group_size']} but rollout.group_size={group_size}; set rollout.group_size={h['group_size']}")
+    if not math.isclose(float(h["temperature"]), temperature, rel_tol=0, abs_tol=1e-9):
+        raise field_error(
+            head, "temperature",
+            f"is {h['temperature']} but rollout.temperature={temperature}; the stored log-probs are at the sampling "
+            f"temperature, so set rollout.temperature={h['temperature']}",
+        )
+    mine = tokenizer_fingerprint(tokenizer)
+    theirs = h.get("tokenizer")
+    if theirs is not None and theirs.get("fingerprint") != mine["fingerprint"]:
+        raise field_error(
+            head, "tokenizer",
+            f"written with tokenizer {theirs.get('name')!r} (vocab {theirs.get('vocab_size')}, fingerprint "
+            f"{theirs.get('fingerprint')}) but the configured model's is {mine['name']!r} (vocab {mine['vocab_size']}, "
+            f"fingerprint {mine['fingerprint']}); train with the model that wrote the file, or roll out again",
+        )
+    vocab = len(tokenizer)
+    for group in rf.groups:
+        for r in group:
+            for name in ("prompt_ids", "response_ids"):
+                top = max(getattr(r, name))
+                if top >= vocab:
+                    raise field_error(f"{rf.path}:{r.line}", name, f"token id {top} is outside the configured tokenizer's vocabulary ({vocab})")
+        first = group[0]
+        if tokenizer(first.prompt, add_special_tokens=False)["input_ids"] != first.prompt_ids:
+            raise field_error(f"{rf.path}:{first.line}", "prompt_ids", "is not what the configured tokenizer makes of 'prompt'")
+
+
+def pack(
+    records: list[RolloutRecord], pad_id: int, prompt_width: int | None = None, response_width: int | None = None
+) -> tuple[Rollout, torch.Tensor]:
+    """Stored responses in the trainer's batch layout (:func:`layout`), with their behaviour log-probs.
+
+    Returns:
+        rollout: B sequences.
+        logprobs: [B, T] float32 behaviour log-probs, 0 on padding.
+    """
+    rollout = layout([r.prompt_ids for r in records], [r.response_ids for r in records], [r.response for r in records],
+                     pad_id, prompt_width, response_width)
+    logprobs = torch.zeros(rollout.response_mask.shape, dtype=torch.float32)
+    for b, r in enumerate(records):
+        logprobs[b, : len(r.logprobs)] = torch.tensor(r.logprobs, dtype=torch.float32)
+    return rollout, logprobs

@@ -22,7 +22,8 @@ from pathlib import Path
 from sgpo.core import METHODS
 from sgpo.train import curves
 from sgpo.report import CURVES, plot_file_name, plot_methods
-from sgpo.train.config import Config, ConfigError, load_config
+from sgpo.errors import ConfigError
+from sgpo.train.config import Config, load_config
 
 
 def add_arguments(parser) -> None:

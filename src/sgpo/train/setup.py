@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from sgpo.rollout import format_prompt
+from sgpo.sampling import format_prompt
 from sgpo.tasks.arith import ArithSpec, ArithTask
-from sgpo.train.config import Config, ConfigError
+from sgpo.errors import ConfigError
+from sgpo.train.config import Config
 
 if TYPE_CHECKING:
-    from sgpo.tasks.math import MathTask
+    from sgpo.tasks.math_task import MathTask
 
 
 def pick_device(cfg: Config) -> torch.device:
@@ -56,7 +57,7 @@ def make_task(cfg: Config) -> "ArithTask | MathTask":
     """The task ``cfg.task.name`` names: the arithmetic generator, or math problems from ``cfg.data``."""
     t = cfg.task
     if t.name == "math":
-        from sgpo.tasks.math import MathTask
+        from sgpo.tasks.math_task import MathTask
         from sgpo.tasks.problem_files import Fields
 
         d = cfg.data

@@ -21,7 +21,8 @@ import torch
 from sgpo.models import apply_lora, arith_tokenizer, load_policy, save_policy, tiny_policy
 from sgpo.tasks.arith import Chain, apply
 from sgpo.tasks.base import Problem
-from sgpo.train.config import Config, ConfigError, load_config
+from sgpo.errors import ConfigError
+from sgpo.train.config import Config, load_config
 from sgpo.train.setup import autocast, make_task, optimizer_step, pick_device, prompt_for
 
 

@@ -28,11 +28,12 @@ from sgpo.core import ShapingParams, judge_mask, needs_judge, policy_loss
 from sgpo.grading import Graded, GradingSettings, grade, grading_stats
 from sgpo.judges.config import build_judge
 from sgpo.judges.stats import collect_stats
-from sgpo.rollout import Rollout, generate, stop_ids, token_logprobs, token_logprobs_chunked, truncated_rows
-from sgpo.rollouts import RolloutsError
+from sgpo.sampling import Rollout, generate, stop_ids, token_logprobs, token_logprobs_chunked, truncated_rows
+from sgpo.rollouts_file import RolloutsError
 from sgpo.train.batches import Batch, StoredBatches
 from sgpo.train.checkpoint import latest_checkpoint, load_policy_weights, load_trainer_state, restore_rng, save_checkpoint
-from sgpo.train.config import Config, ConfigError, load_config, save_config
+from sgpo.errors import ConfigError
+from sgpo.train.config import Config, load_config, save_config
 from sgpo.report import write_run_report
 from sgpo.train.metrics import MetricsWriter, read_jsonl, truncate_jsonl
 from sgpo.train.run_dir import SCHEDULE_KEYS, config_diff, run_files

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         task = ArithTask(ArithSpec(n_ops=args.n_ops), seed=args.seed)
         system = args.system_prompt
     else:
-        from sgpo.tasks.math import MathTask
+        from sgpo.tasks.math_task import MathTask
 
         task = MathTask(args.train_file, args.eval_file)
         system = args.system_prompt if args.system_prompt is not None else task.system_prompt

@@ -206,7 +206,7 @@ def _grader(task_name: str, options: dict[str, Any]) -> _Grader:
 
             task = ArithTask()
         else:
-            from sgpo.tasks.math import MathTask
+            from sgpo.tasks.math_task import MathTask
 
             task = MathTask(timeout_s=float(options.get("math_timeout_s", 5.0)))
         judge_cfg = _judge_config(options)

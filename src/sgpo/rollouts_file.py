@@ -33,7 +33,7 @@ moves by up to ~0.13 nats with the amount of left padding, and with the batch's 
 fixed widths lay each sequence out the same way in every batch, so the trainer recomputes the
 stored log-probs exactly.
 
-The writer appends one line per response and flushes it, so a crash loses at most the record
+The writer (:mod:`sgpo.rollouts_writer`) appends one line per response and flushes it, so a crash loses at most the record
 being written. The reader treats an unterminated last line that is not valid JSON as a
 truncated write: it skips it with a warning, and drops the group it left incomplete (also with a
 warning); any other malformed line is an error naming the file, line and field.
@@ -41,23 +41,18 @@ warning); any other malformed line is an error naming the file, line and field.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from sgpo.errors import MissingInputError
-from sgpo.judges.base import INVALID, STATUSES, Verdict
-from sgpo.rollout import Rollout
+from sgpo.judges.base import STATUSES, Verdict
 from sgpo.tasks.base import Problem
-from sgpo.train.config import ConfigError
+from sgpo.errors import ConfigError
 
 FORMAT, VERSION = "sgpo-rollouts", 1
 #: Largest log-prob accepted: log-softmax is <= 0 up to float rounding.
@@ -146,97 +141,34 @@ def tokenizer_fingerprint(tokenizer) -> dict:
     return {"name": str(getattr(tokenizer, "name_or_path", "") or "built-in"), "vocab_size": len(tokenizer), "fingerprint": digest}
 
 
-# -- writing -------------------------------------------------------------------------------------
-
-
-class RolloutsWriter:
-    """Writes the header, then records one line at a time, flushed; fsync after each group.
-
-    A crash (even SIGKILL) loses at most the line being written, which the reader recognises.
-    Refuses to replace an existing file unless ``overwrite``.
-    """
-
-    def __init__(self, path: str | Path, header: dict, overwrite: bool = False):
-        self.path = Path(path)
-        header = {"format": FORMAT, "version": VERSION, **header}
-        _check_header(header, f"{self.path}:1")
-        self.group_size = int(header["group_size"])
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._f = self.path.open("w" if overwrite else "x", encoding="utf-8")
-        except FileExistsError:
-            raise FileExistsError(f"{self.path} exists; pass --overwrite to replace it") from None
-        self._line = 1
-        self._write(header)
-        self.end_group()
-
-    def _write(self, obj: dict) -> None:
-        self._f.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
-        self._f.flush()
-
-    def write_group(self, records: list[RolloutRecord]) -> None:
-        """Append one group's G records (validated first, so a bad record never reaches the file)."""
-        if len(records) != self.group_size:
-            raise ValueError(f"a group needs {self.group_size} records, got {len(records)}")
-        for r in records:
-            self._line += 1
-            r = _storable(r)
-            _parse_record(r.to_json(), f"{self.path}:{self._line}", self.group_size, self._line)
-            self._write(r.to_json())
-        self.end_group()
-
-    def end_group(self) -> None:
-        os.fsync(self._f.fileno())
-
-    def close(self) -> None:
-        self._f.close()
-
-    def __enter__(self) -> "RolloutsWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def _storable(r: RolloutRecord) -> RolloutRecord:
-    """``r`` with an ``ok`` verdict whose first-error index names none of its steps stored as what it
-    is, an ``invalid`` verdict (the grading step counts it as a failure either way; the reader
-    refuses an out-of-range index)."""
-    v = r.verdict
-    if v is None or not _is_int(v.first_error) or not _is_int(v.n_steps) or -1 <= v.first_error < v.n_steps:
-        return r
-    raw = v.raw if v.raw is not None else f"out-of-range verdict: first_error={v.first_error}, n_steps={v.n_steps}"
-    return dataclasses.replace(r, verdict=Verdict.failed(max(v.n_steps, 0), INVALID if v.ok else v.status, raw))
-
-
 # -- reading and validation ----------------------------------------------------------------------
 
 
-def _fail(where: str, name: str, problem: str) -> RolloutsError:
+def field_error(where: str, name: str, problem: str) -> RolloutsError:
     return RolloutsError(f"{where}: field {name!r}: {problem}")
 
 
-def _check_header(h: dict, where: str) -> None:
+def check_header(h: dict, where: str) -> None:
     if h.get("format") != FORMAT:
         raise RolloutsError(f"{where}: not a rollouts file (the first line must be a header with \"format\": \"{FORMAT}\")")
     if h.get("version") != VERSION:
-        raise _fail(where, "version", f"version {h.get('version')!r} is not supported (this sgpo reads {VERSION})")
+        raise field_error(where, "version", f"version {h.get('version')!r} is not supported (this sgpo reads {VERSION})")
     G = h.get("group_size")
     if not isinstance(G, int) or isinstance(G, bool) or G < 2:
-        raise _fail(where, "group_size", f"must be an integer >= 2, got {G!r}")
+        raise field_error(where, "group_size", f"must be an integer >= 2, got {G!r}")
     t = h.get("temperature")
     if not isinstance(t, (int, float)) or isinstance(t, bool) or not t > 0:
-        raise _fail(where, "temperature", f"must be a number > 0, got {t!r}")
+        raise field_error(where, "temperature", f"must be a number > 0, got {t!r}")
     for name in ("prompt_width", "response_width"):
         w = h.get(name)
-        if w is not None and (not _is_int(w) or w < 1):
-            raise _fail(where, name, f"must be null or an integer >= 1, got {w!r}")
+        if w is not None and (not is_int(w) or w < 1):
+            raise field_error(where, name, f"must be null or an integer >= 1, got {w!r}")
     tok = h.get("tokenizer")
     if tok is not None and (not isinstance(tok, dict) or not {"vocab_size", "fingerprint"} <= set(tok)):
-        raise _fail(where, "tokenizer", "must be null or an object with vocab_size and fingerprint")
+        raise field_error(where, "tokenizer", "must be null or an object with vocab_size and fingerprint")
 
 
-def _is_int(x) -> bool:
+def is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
@@ -250,10 +182,10 @@ def _finite(x: int | float) -> bool:
 
 def _int_list(obj: dict, name: str, where: str, allow_empty: bool = False) -> list[int]:
     value = obj.get(name)
-    if not isinstance(value, list) or not all(_is_int(x) and x >= 0 for x in value):
-        raise _fail(where, name, "must be a list of token ids (integers >= 0)")
+    if not isinstance(value, list) or not all(is_int(x) and x >= 0 for x in value):
+        raise field_error(where, name, "must be a list of token ids (integers >= 0)")
     if not value and not allow_empty:
-        raise _fail(where, name, "is empty")
+        raise field_error(where, name, "is empty")
     return value
 
 
@@ -262,7 +194,7 @@ def _text(obj: dict, name: str, where: str, nullable: bool = False):
     if value is None and nullable:
         return None
     if not isinstance(value, str):
-        raise _fail(where, name, f"must be a string{' or null' if nullable else ''}, got {type(value).__name__}")
+        raise field_error(where, name, f"must be a string{' or null' if nullable else ''}, got {type(value).__name__}")
     return value
 
 
@@ -270,42 +202,42 @@ def _parse_verdict(value, where: str) -> Verdict | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _fail(where, "verdict", "must be null or an object with first_error, n_steps, status")
+        raise field_error(where, "verdict", "must be null or an object with first_error, n_steps, status")
     k, K, status = value.get("first_error"), value.get("n_steps"), value.get("status")
-    if not _is_int(K) or K < 0:
-        raise _fail(where, "verdict.n_steps", f"must be an integer >= 0, got {K!r}")
-    if not _is_int(k) or k < -1:
-        raise _fail(where, "verdict.first_error", f"must be an integer >= -1 (-1: no error found), got {k!r}")
+    if not is_int(K) or K < 0:
+        raise field_error(where, "verdict.n_steps", f"must be an integer >= 0, got {K!r}")
+    if not is_int(k) or k < -1:
+        raise field_error(where, "verdict.first_error", f"must be an integer >= -1 (-1: no error found), got {k!r}")
     if k >= K:
-        raise _fail(where, "verdict.first_error",
+        raise field_error(where, "verdict.first_error",
                     f"is {k} but the verdict has n_steps={K}: it must name one of the steps (0..{K - 1}) or be -1")
     if status not in STATUSES:
-        raise _fail(where, "verdict.status", f"must be one of {', '.join(STATUSES)}, got {status!r}")
+        raise field_error(where, "verdict.status", f"must be one of {', '.join(STATUSES)}, got {status!r}")
     return Verdict(k, K, status)
 
 
-def _parse_record(obj, where: str, G: int, line: int) -> RolloutRecord:
+def parse_record(obj, where: str, G: int, line: int) -> RolloutRecord:
     if not isinstance(obj, dict):
         raise RolloutsError(f"{where}: a record must be a JSON object, got {type(obj).__name__}")
     for name in ("group", "sample"):
-        if not _is_int(obj.get(name)) or obj[name] < 0:
-            raise _fail(where, name, f"must be an integer >= 0, got {obj.get(name)!r}")
+        if not is_int(obj.get(name)) or obj[name] < 0:
+            raise field_error(where, name, f"must be an integer >= 0, got {obj.get(name)!r}")
     if obj["sample"] >= G:
-        raise _fail(where, "sample", f"is {obj['sample']} but the header's group_size is {G} (samples are 0..{G - 1})")
+        raise field_error(where, "sample", f"is {obj['sample']} but the header's group_size is {G} (samples are 0..{G - 1})")
     response_ids = _int_list(obj, "response_ids", where)
     logprobs = obj.get("logprobs")
     if not isinstance(logprobs, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in logprobs):
-        raise _fail(where, "logprobs", "must be a list of numbers")
+        raise field_error(where, "logprobs", "must be a list of numbers")
     if len(logprobs) != len(response_ids):
-        raise _fail(where, "logprobs", f"has {len(logprobs)} values for {len(response_ids)} response_ids")
+        raise field_error(where, "logprobs", f"has {len(logprobs)} values for {len(response_ids)} response_ids")
     bad = next((x for x in logprobs if not _finite(x) or x > _MAX_LOGPROB), None)
     if bad is not None:
-        raise _fail(where, "logprobs", f"log-probs must be finite and <= 0, got {bad!r}")
+        raise field_error(where, "logprobs", f"log-probs must be finite and <= 0, got {bad!r}")
     outcome = obj.get("outcome")
     # Exactly 0 or 1: a response is correct iff its outcome is 1 (sgpo.core.is_correct), so 0.5 would be
     # wrong while looking half right.
     if not isinstance(outcome, (int, float)) or isinstance(outcome, bool) or outcome not in (0, 1):
-        raise _fail(where, "outcome", f"must be 0 (wrong) or 1 (correct), got {outcome!r}")
+        raise field_error(where, "outcome", f"must be 0 (wrong) or 1 (correct), got {outcome!r}")
     return RolloutRecord(
         group=obj["group"], sample=obj["sample"],
         problem_id=str(_text(obj, "problem_id", where)), problem=_text(obj, "problem", where),
@@ -361,13 +293,13 @@ def read_rollouts(path: str | Path, log: Callable[[str], None] = _warn_stderr) -
         if header is None:
             if not isinstance(obj, dict):
                 raise RolloutsError(f"{where}: the first line must be the header object")
-            _check_header(obj, where)
+            check_header(obj, where)
             header = obj
             continue
-        record = _parse_record(obj, where, int(header["group_size"]), n)
+        record = parse_record(obj, where, int(header["group_size"]), n)
         for name, width in (("prompt_ids", header.get("prompt_width")), ("response_ids", header.get("response_width"))):
             if width is not None and len(getattr(record, name)) > width:
-                raise _fail(where, name, f"has {len(getattr(record, name))} tokens, more than the header's "
+                raise field_error(where, name, f"has {len(getattr(record, name))} tokens, more than the header's "
                                          f"{name.split('_')[0]}_width {width}")
         by_group.setdefault(record.group, []).append(record)
     if header is None:
@@ -389,11 +321,11 @@ def _assemble_groups(out: RolloutsFile, by_group: dict[int, list[RolloutRecord]]
         for r in records:
             where = f"{out.path}:{r.line}"
             if r.sample in seen:
-                raise _fail(where, "sample", f"group {g} already has sample {r.sample} (line {seen[r.sample]})")
+                raise field_error(where, "sample", f"group {g} already has sample {r.sample} (line {seen[r.sample]})")
             seen[r.sample] = r.line
             for name in ("problem_id", "prompt", "prompt_ids"):
                 if getattr(r, name) != getattr(first, name):
-                    raise _fail(where, name, f"differs from the first record of group {g} (line {first.line})")
+                    raise field_error(where, name, f"differs from the first record of group {g} (line {first.line})")
         if len(records) < G:
             lines = f"lines {records[0].line}-{records[-1].line}"
             if g != last_group:
@@ -410,115 +342,6 @@ def _assemble_groups(out: RolloutsFile, by_group: dict[int, list[RolloutRecord]]
         out.groups.append(sorted(records, key=lambda r: r.sample))
 
 
-def check_compatible(rf: RolloutsFile, tokenizer, group_size: int, temperature: float) -> None:
-    """Raise :class:`RolloutsError` (file:line: field) unless the file can be trained on as configured.
-
-    The header's group size and temperature must match the config (the behaviour log-probs are at
-    the sampling temperature), its tokenizer fingerprint must match the configured tokenizer's,
-    every token id must be in the vocabulary, and each group's prompt_ids must be what the
-    tokenizer makes of its prompt.
-    """
-    head = f"{rf.path}:1"
-    h = rf.header
-    if h["group_size"] != group_size:
-        raise _fail(head, "group_size", f"is {h['group_size']} but rollout.group_size={group_size}; set rollout.group_size={h['group_size']}")
-    if not math.isclose(float(h["temperature"]), temperature, rel_tol=0, abs_tol=1e-9):
-        raise _fail(
-            head, "temperature",
-            f"is {h['temperature']} but rollout.temperature={temperature}; the stored log-probs are at the sampling "
-            f"temperature, so set rollout.temperature={h['temperature']}",
-        )
-    mine = tokenizer_fingerprint(tokenizer)
-    theirs = h.get("tokenizer")
-    if theirs is not None and theirs.get("fingerprint") != mine["fingerprint"]:
-        raise _fail(
-            head, "tokenizer",
-            f"written with tokenizer {theirs.get('name')!r} (vocab {theirs.get('vocab_size')}, fingerprint "
-            f"{theirs.get('fingerprint')}) but the configured model's is {mine['name']!r} (vocab {mine['vocab_size']}, "
-            f"fingerprint {mine['fingerprint']}); train with the model that wrote the file, or roll out again",
-        )
-    vocab = len(tokenizer)
-    for group in rf.groups:
-        for r in group:
-            for name in ("prompt_ids", "response_ids"):
-                top = max(getattr(r, name))
-                if top >= vocab:
-                    raise _fail(f"{rf.path}:{r.line}", name, f"token id {top} is outside the configured tokenizer's vocabulary ({vocab})")
-        first = group[0]
-        if tokenizer(first.prompt, add_special_tokens=False)["input_ids"] != first.prompt_ids:
-            raise _fail(f"{rf.path}:{first.line}", "prompt_ids", "is not what the configured tokenizer makes of 'prompt'")
-
-
-# -- tensors -------------------------------------------------------------------------------------
-
-
-def layout(
-    prompt_ids: list[list[int]], response_ids: list[list[int]], texts: list[str], pad_id: int,
-    prompt_width: int | None = None, response_width: int | None = None,
-) -> Rollout:
-    """Token ids as the trainer's batch layout: prompts left-padded to P, responses right-padded to T.
-
-    Args:
-        prompt_width, response_width: P and T; None: the longest prompt / response here. Fixed
-            widths lay each sequence out the same way in any batch (see the module docstring).
-
-    Returns:
-        B sequences of width P + T, the layout ``generate`` produces.
-    """
-    B = len(prompt_ids)
-    P, T = max(len(p) for p in prompt_ids), max(len(r) for r in response_ids)
-    for name, longest, width in (("prompt", P, prompt_width), ("response", T, response_width)):
-        if width is not None and longest > width:
-            raise ValueError(f"a {name} of {longest} tokens does not fit {name}_width={width}")
-    P, T = prompt_width or P, response_width or T
-    input_ids = torch.full((B, P + T), pad_id, dtype=torch.long)
-    attention = torch.zeros(B, P + T, dtype=torch.long)
-    response_mask = torch.zeros(B, T, dtype=torch.long)
-    for b, (p, r) in enumerate(zip(prompt_ids, response_ids)):
-        input_ids[b, P - len(p) : P] = torch.tensor(p)
-        input_ids[b, P : P + len(r)] = torch.tensor(r)
-        attention[b, P - len(p) : P + len(r)] = 1
-        response_mask[b, : len(r)] = 1
-    return Rollout(input_ids, attention, response_mask, list(texts))
-
-
-def pack(
-    records: list[RolloutRecord], pad_id: int, prompt_width: int | None = None, response_width: int | None = None
-) -> tuple[Rollout, torch.Tensor]:
-    """Stored responses in the trainer's batch layout (:func:`layout`), with their behaviour log-probs.
-
-    Returns:
-        rollout: B sequences.
-        logprobs: [B, T] float32 behaviour log-probs, 0 on padding.
-    """
-    rollout = layout([r.prompt_ids for r in records], [r.response_ids for r in records], [r.response for r in records],
-                     pad_id, prompt_width, response_width)
-    logprobs = torch.zeros(rollout.response_mask.shape, dtype=torch.float32)
-    for b, r in enumerate(records):
-        logprobs[b, : len(r.logprobs)] = torch.tensor(r.logprobs, dtype=torch.float32)
-    return rollout, logprobs
-
-
-def unpack(rollout: Rollout) -> list[tuple[list[int], list[int]]]:
-    """(prompt_ids, response_ids) of each sequence of a batch, padding removed."""
-    P = rollout.prompt_len
-    return [
-        (rollout.input_ids[b, :P][rollout.attention_mask[b, :P].bool()].tolist(),
-         rollout.input_ids[b, P:][rollout.response_mask[b].bool()].tolist())
-        for b in range(len(rollout.texts))
-    ]
-
-
-def on_responses(rollout: Rollout, values: torch.Tensor) -> list[list[float]]:
-    """Per-token values ([B, T], e.g. log-probs) of each sequence's response tokens, padding removed."""
-    return [values[b][rollout.response_mask[b].bool()].float().tolist() for b in range(len(rollout.texts))]
-
-
-def to_device(rollout: Rollout, device) -> Rollout:
-    return Rollout(rollout.input_ids.to(device), rollout.attention_mask.to(device), rollout.response_mask.to(device), rollout.texts)
-
-
 __all__ = [
-    "FORMAT", "VERSION", "RolloutRecord", "RolloutsError", "RolloutsFile", "RolloutsWriter", "check_compatible",
-    "layout", "on_responses", "pack", "read_rollouts", "to_device", "tokenizer_fingerprint", "unpack",
+    "FORMAT", "VERSION", "RolloutRecord", "RolloutsError", "RolloutsFile", "check_header", "field_error", "is_int", "parse_record", "read_rollouts", "tokenizer_fingerprint",
 ]

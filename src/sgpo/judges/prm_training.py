@@ -158,7 +158,7 @@ def train_steps(judge, rows: list[LabelledSolution], steps: int, batch_size: int
 
 def tune_threshold(judge, rows: list[LabelledSolution]) -> tuple[float, float]:
     """The threshold with the best ProcessBench F1 on ``rows``, and that F1 (0.5 if no rows)."""
-    from sgpo.judges.evaluate import compute_metrics
+    from sgpo.judges.judge_eval import compute_metrics
 
     if not rows:
         return 0.5, float("nan")
@@ -205,7 +205,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from sgpo.judges.evaluate import compute_metrics, evaluate, markdown_table
+    from sgpo.judges.judge_eval import compute_metrics, evaluate, markdown_table
     from sgpo.judges.prm import JUDGE_META, PRMJudge
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731

@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _benchmarks(args) -> list[tuple[str, list[Problem], str]]:
     """(name, problems, fields used) per file; every file is read and validated before sampling."""
-    from sgpo.tasks.math import BUILTIN_FIELDS
+    from sgpo.tasks.math_task import BUILTIN_FIELDS
     from sgpo.tasks.problem_files import read_problems, read_problems_auto
     from sgpo.tasks.wordproblems import builtin_file
 
@@ -88,8 +88,8 @@ def _benchmarks(args) -> list[tuple[str, list[Problem], str]]:
 def evaluate_file(model, tokenizer, problems: list[Problem], checker: AnswerChecker, args, name: str, fields: str,
                   write=None, bar=None) -> FileResult:
     """Sample k responses per problem, check them, and tally; ``write(row)`` gets each problem's row."""
-    from sgpo.rollout import format_prompt, generate
-    from sgpo.tasks.math import SYSTEM_PROMPT
+    from sgpo.sampling import format_prompt, generate
+    from sgpo.tasks.math_task import SYSTEM_PROMPT
 
     greedy = args.temperature == 0
     k = 1 if greedy else args.k
@@ -149,7 +149,7 @@ def run(args) -> int:
     import torch
 
     from sgpo.models import load_policy
-    from sgpo.train.config import ConfigError
+    from sgpo.errors import ConfigError
 
     if args.k < 1 or args.batch_size < 1 or args.max_new_tokens < 1 or not 0 < args.top_p <= 1 or args.temperature < 0:
         raise ConfigError("need --k >= 1, --batch-size >= 1, --max-new-tokens >= 1, 0 < --top-p <= 1, --temperature >= 0")

@@ -25,7 +25,8 @@ from sgpo.cli import positive_int
 from sgpo.errors import ConfigError
 from sgpo.judges.base import ERROR, JudgeRequest, StepJudge, Verdict
 from sgpo.judges.baselines import BASELINES, ConstantJudge
-from sgpo.judges.data import DataError, LabelledSolution, read_processbench, write_jsonl
+from sgpo.errors import DataError
+from sgpo.judges.data import LabelledSolution, read_processbench, write_jsonl
 from sgpo.judges.stats import collect_stats
 
 

@@ -154,3 +154,56 @@ def token_logprobs_chunked(
     parts = [token_logprobs(model, rollout.select(c), temperature, with_entropy) for c in torch.arange(len(rollout.texts)).split(chunk)]
     logp = torch.cat([lp for lp, _ in parts])
     return logp, torch.cat([e for _, e in parts]) if with_entropy else None
+
+
+# -- batch layout ---------------------------------------------------------------------------------
+
+
+def layout(
+    prompt_ids: list[list[int]], response_ids: list[list[int]], texts: list[str], pad_id: int,
+    prompt_width: int | None = None, response_width: int | None = None,
+) -> Rollout:
+    """Token ids as the trainer's batch layout: prompts left-padded to P, responses right-padded to T.
+
+    Args:
+        prompt_width, response_width: P and T; None: the longest prompt / response here. Fixed
+            widths lay each sequence out the same way in any batch (see the module docstring).
+
+    Returns:
+        B sequences of width P + T, the layout ``generate`` produces.
+    """
+    B = len(prompt_ids)
+    P, T = max(len(p) for p in prompt_ids), max(len(r) for r in response_ids)
+    for name, longest, width in (("prompt", P, prompt_width), ("response", T, response_width)):
+        if width is not None and longest > width:
+            raise ValueError(f"a {name} of {longest} tokens does not fit {name}_width={width}")
+    P, T = prompt_width or P, response_width or T
+    input_ids = torch.full((B, P + T), pad_id, dtype=torch.long)
+    attention = torch.zeros(B, P + T, dtype=torch.long)
+    response_mask = torch.zeros(B, T, dtype=torch.long)
+    for b, (p, r) in enumerate(zip(prompt_ids, response_ids)):
+        input_ids[b, P - len(p) : P] = torch.tensor(p)
+        input_ids[b, P : P + len(r)] = torch.tensor(r)
+        attention[b, P - len(p) : P + len(r)] = 1
+        response_mask[b, : len(r)] = 1
+    return Rollout(input_ids, attention, response_mask, list(texts))
+
+
+
+def unpack(rollout: Rollout) -> list[tuple[list[int], list[int]]]:
+    """(prompt_ids, response_ids) of each sequence of a batch, padding removed."""
+    P = rollout.prompt_len
+    return [
+        (rollout.input_ids[b, :P][rollout.attention_mask[b, :P].bool()].tolist(),
+         rollout.input_ids[b, P:][rollout.response_mask[b].bool()].tolist())
+        for b in range(len(rollout.texts))
+    ]
+
+
+def on_responses(rollout: Rollout, values: torch.Tensor) -> list[list[float]]:
+    """Per-token values ([B, T], e.g. log-probs) of each sequence's response tokens, padding removed."""
+    return [values[b][rollout.response_mask[b].bool()].float().tolist() for b in range(len(rollout.texts))]
+
+
+def to_device(rollout: Rollout, device) -> Rollout:
+    return Rollout(rollout.input_ids.to(device), rollout.attention_mask.to(device), rollout.response_mask.to(device), rollout.texts)

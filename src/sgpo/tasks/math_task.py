@@ -19,7 +19,7 @@ from sgpo.tasks.base import SPLITS, Problem
 from sgpo.tasks.problem_files import Fields, read_problems
 from sgpo.tasks.verify import AnswerChecker, Check
 from sgpo.tasks.wordproblems import builtin_file
-from sgpo.train.config import ConfigError
+from sgpo.errors import ConfigError
 
 #: The built-in word-problem files' layout (sgpo.tasks.wordproblems).
 BUILTIN_FIELDS = Fields("problem", "answer", "solution", "id")
