@@ -142,7 +142,7 @@ def section(configs: list[str]) -> str:
                 f"{f' ({never} never)' if never else ''} | {agg['start_all_negative_frac']['mean']:.2f} → "
                 f"{agg['mean_all_negative_frac']['mean']:.2f} | {agg['judge_calls']['mean']:.0f} | {agg['wall_seconds']['mean']:.0f} |")
         if "grpo" in per and len(per) > 1:
-            lines += ["", f"Against GRPO (paired by seed; seeds both have):", "",
+            lines += ["", "Against GRPO (paired by seed; seeds both have):", "",
                       f"| method | final gap | area gap | gap at step {mid} | reaches GRPO's final at step |",
                       "| --- | --- | --- | --- | --- |"]
             for label, g in gaps(per, "grpo").items():

@@ -171,9 +171,9 @@ def test_reward_function_fields_and_errors():
 def test_verl_dataset_rows_feed_the_reward_function(tmp_path):
     from datasets import Dataset
 
-    from sgpo.integrations.verl.data import main
+    from sgpo.cli import main
 
-    main(["--task", "arith", "--train", "3", "--val", "2", "--out", str(tmp_path)])
+    assert main(["data", "verl", "--task", "arith", "--train", "3", "--val", "2", "--out", str(tmp_path)]) == 0
     train = Dataset.from_parquet(str(tmp_path / "train.parquet"))
     assert len(train) == 3 and len(Dataset.from_parquet(str(tmp_path / "val.parquet"))) == 2
     row = train[0]

@@ -13,7 +13,6 @@ out of their group's statistics), as a failed verdict has in training. With ``--
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import torch
 
 from sgpo.core import ShapingParams, classify_groups, is_correct, judge_mask, rts_from_steps
 from sgpo.grading import GradingSettings, shape, usable
-from sgpo.rollouts_file import RolloutsFile, read_rollouts
+from sgpo.rollouts_file import RolloutsFile
 
 KINDS = ("all_negative", "mixed", "all_positive")
 RTS_BINS = 10
@@ -119,7 +118,7 @@ def table(a: dict) -> list[list[str]]:
     return rows
 
 
-def _text_table(rows: list[list[str]]) -> str:
+def text_table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows)
 
@@ -219,45 +218,3 @@ def write_report(a: dict, out: Path) -> Path:
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-# -- command -------------------------------------------------------------------------------------
-
-
-def add_arguments(parser) -> None:
-    from sgpo.train.config import AlgorithmConfig
-
-    d = AlgorithmConfig()
-    parser.add_argument("rollouts", help="rollouts JSONL written by `sgpo rollout`")
-    parser.add_argument("--out", help="write report.md, summary.json and plots/ into this directory")
-    parser.add_argument("--scope", choices=["all_negative", "all_incorrect"], default=d.scope, help=f"SGPO scope (default {d.scope})")
-    parser.add_argument("--mapping", choices=["logistic", "linear", "raw"], default=d.mapping, help=f"RTS -> reward (default {d.mapping})")
-    parser.add_argument("--beta", type=float, default=d.beta, help=f"logistic steepness (default {d.beta})")
-    parser.add_argument("--gamma", type=float, default=d.gamma, help=f"logistic midpoint (default {d.gamma})")
-    parser.add_argument("--linear-scale", type=float, default=d.linear_scale, help=f"linear slope (default {d.linear_scale})")
-    parser.add_argument("--scale", choices=["group", "batch", "none"], default=d.scale, help=f"advantage scale (default {d.scale})")
-
-
-def run(args) -> int:
-    from pydantic import ValidationError
-
-    from sgpo.errors import ConfigError
-    from sgpo.train.config import AlgorithmConfig
-
-    try:
-        alg = AlgorithmConfig(scope=args.scope, mapping=args.mapping, beta=args.beta, gamma=args.gamma,
-                              linear_scale=args.linear_scale, scale=args.scale)
-    except ValidationError as e:
-        raise ConfigError("; ".join(f"--{'-'.join(str(x) for x in err['loc']).replace('_', '-')}: {err['msg']}" for err in e.errors())) from None
-    rf = read_rollouts(args.rollouts)
-    if not rf.groups:
-        print(f"sgpo analyze: {rf.path} has no complete group", file=sys.stderr)
-        return 2
-    a = analyze(rf, ShapingParams(alg.scope, alg.mapping, alg.mapping_params(), alg.scale))
-    print(f"rollouts: {rf.path}")
-    print(_text_table(table(a)))
-    for line in summary_lines(a):
-        print(line)
-    if args.out:
-        print(f"report: {write_report(a, Path(args.out))}")
-    return 0

@@ -29,8 +29,16 @@ from typing import Callable
 
 import torch
 
-from sgpo.core import JUDGED_METHODS, METHODS, MethodOutput, ShapingParams, classify_groups, judge_mask
-from sgpo.core import rts_from_steps, rts_from_tokens
+from sgpo.core import (
+    JUDGED_METHODS,
+    METHODS,
+    MethodOutput,
+    ShapingParams,
+    classify_groups,
+    judge_mask,
+    rts_from_steps,
+    rts_from_tokens,
+)
 from sgpo.core.methods import GRADING_METHODS
 from sgpo.judges.base import ERROR, INVALID, JudgeRequest, Verdict
 from sgpo.steps import split_steps

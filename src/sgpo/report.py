@@ -5,9 +5,9 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from sgpo.train.curves import band, curve
-
 import matplotlib
+
+from sgpo.train.curves import band, curve
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

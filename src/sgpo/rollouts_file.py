@@ -49,10 +49,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from sgpo.errors import MissingInputError
+from sgpo.errors import ConfigError, MissingInputError
 from sgpo.judges.base import STATUSES, Verdict
 from sgpo.tasks.base import Problem
-from sgpo.errors import ConfigError
 
 FORMAT, VERSION = "sgpo-rollouts", 1
 #: Largest log-prob accepted: log-softmax is <= 0 up to float rounding.

@@ -7,6 +7,10 @@ ProcessBench format (one JSON object per line)::
 
 ``label`` is the 0-based index of the earliest wrong step, -1 when every step is right.
 
+Responses to judge (``sgpo judge``): the problem (``problem``, or ``question`` / ``prompt``), the
+response as text (``response`` / ``completion``, split into steps) or already split (``steps``),
+and optionally ``reference``, ``answer`` and ``id``.
+
 Stepwise format (TRL's stepwise supervision)::
 
     {"prompt": "...", "completions": ["step", ...], "labels": [true, true, false]}
@@ -20,10 +24,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-# The line-numbered reader is shared with the problem files (sgpo.datafiles); re-exported here.
+# The line-numbered reader and writer are shared with the problem files (sgpo.datafiles).
+from sgpo.datafiles import json_rows, write_jsonl
 from sgpo.errors import DataError
-from sgpo.datafiles import write_jsonl
-from sgpo.datafiles import json_rows as _rows
+from sgpo.judges.base import JudgeRequest
+from sgpo.steps import merge_steps, split_steps
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,7 @@ def read_labelled(path: str | Path) -> list[LabelledSolution]:
 
 def _read(path, parse) -> list[LabelledSolution]:
     out = []
-    for n, row in _rows(path):
+    for n, row in json_rows(path):
         try:
             out.append(parse(row, f"{Path(path).stem}-{n}"))
         except ValueError as e:
@@ -116,3 +121,44 @@ def _read(path, parse) -> list[LabelledSolution]:
     if not out:
         raise DataError(f"{path}: no rows")
     return out
+
+
+_PROBLEM = ("problem", "question", "prompt")
+_RESPONSE = ("response", "completion")
+
+
+def _first(row: dict, keys: tuple[str, ...]):
+    return next((row[k] for k in keys if k in row), None)
+
+
+def read_requests(path: str | Path, step_mode: str = "auto", max_steps: int | None = None) -> tuple[list[str], list[JudgeRequest]]:
+    """(ids, requests) from a JSONL of responses; a bad row raises DataError with file:line."""
+    ids, requests = [], []
+    for n, row in json_rows(path):
+        where = f"{path}:{n}"
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: a row must be a JSON object")
+        problem = _first(row, _PROBLEM)
+        if not isinstance(problem, str):
+            raise DataError(f"{where}: needs the problem text in one of: {', '.join(_PROBLEM)}")
+        if "steps" in row:
+            steps = row["steps"]
+            if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+                raise DataError(f"{where}: steps must be a list of strings")
+            if max_steps is not None:
+                steps = merge_steps(steps, max_steps)
+        else:
+            response = _first(row, _RESPONSE)
+            if not isinstance(response, str):
+                raise DataError(f"{where}: needs the response in one of: {', '.join(_RESPONSE)}, or steps")
+            steps = split_steps(response, step_mode, max_steps)
+        answer = row.get("answer")
+        ids.append(str(row.get("id", n)))
+        requests.append(JudgeRequest(problem, steps, row.get("reference"), None if answer is None else str(answer)))
+    return ids, requests
+
+
+__all__ = [
+    "DataError", "LabelledSolution", "first_error_from_labels", "parse_processbench", "parse_stepwise", "read_labelled",
+    "read_processbench", "read_requests", "write_jsonl",
+]

@@ -16,7 +16,7 @@ from typing import Any, Coroutine, TypeVar
 
 import httpx
 
-from sgpo.judges.base import ERROR, OK, TIMEOUT
+from sgpo.judges.base import ERROR, TIMEOUT
 from sgpo.judges.llm import Reply
 from sgpo.judges.stats import JudgeStats
 

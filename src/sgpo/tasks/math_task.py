@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sgpo.errors import ConfigError
 from sgpo.tasks.base import SPLITS, Problem
 from sgpo.tasks.problem_files import Fields, read_problems
 from sgpo.tasks.verify import AnswerChecker, Check
 from sgpo.tasks.wordproblems import builtin_file
-from sgpo.errors import ConfigError
 
 #: The built-in word-problem files' layout (sgpo.tasks.wordproblems).
 BUILTIN_FIELDS = Fields("problem", "answer", "solution", "id")

@@ -16,11 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sgpo.errors import DataError
 from sgpo.datafiles import load_rows
+from sgpo.errors import ConfigError, DataError
 from sgpo.tasks.base import Problem
 from sgpo.tasks.verify import gold_answer
-from sgpo.errors import ConfigError
 
 #: Field names tried, in order, when a field is not given.
 PROBLEM_FIELDS = ("problem", "question", "prompt", "input", "query", "Problem", "Question")

@@ -1,7 +1,7 @@
 """The built-in math word-problem set: short GSM8K-like problems, generated from a seed.
 
-    python -m sgpo.tasks.wordproblems            # rewrite src/sgpo/data/wordproblems_*.jsonl
-    python -m sgpo.tasks.wordproblems --check    # exit 1 if the shipped files differ
+    sgpo data wordproblems            # rewrite src/sgpo/data/wordproblems_*.jsonl
+    sgpo data wordproblems --check    # exit 1 if the shipped files differ
 
 Each problem takes one to three steps of small-number arithmetic, so that a 135M-parameter chat
 model solves some of them. The reference solution has one step per line, each step one equation
@@ -16,14 +16,10 @@ The splits are cut from one shuffled list of distinct problems, so no problem is
 
 from __future__ import annotations
 
-import argparse
 import random
-import sys
 from importlib import resources
 from pathlib import Path
 from typing import Callable
-
-from sgpo.datafiles import write_jsonl
 
 SPLIT_SIZES = {"train": 400, "validation": 50, "test": 100}
 SEED = 2024
@@ -60,7 +56,7 @@ def _give_away(rng):
 
 
 def _groups(rng):
-    (p, pr), item = _people(rng, 1)[0], rng.choice(_ITEMS)
+    (p, _), item = _people(rng, 1)[0], rng.choice(_ITEMS)
     a, b = rng.randint(2, 9), rng.randint(2, 12)
     return (f"{p} has {a} bags with {b} {item} in each bag. How many {item} does {p} have in total?",
             [f"{p} has {a} * {b} = {a * b} {item}."], a * b)
@@ -84,7 +80,7 @@ def _buy_then_give(rng):
 
 
 def _change(rng):
-    (p, pr), (thing, things) = _people(rng, 1)[0], rng.choice(_THINGS)
+    (p, _), (thing, things) = _people(rng, 1)[0], rng.choice(_THINGS)
     n, price = rng.randint(2, 6), rng.randint(2, 9)
     bill = next(b for b in (10, 20, 50, 100) if b >= n * price)
     return (f"A {thing} costs ${price}. {p} buys {n} {things} and pays with a ${bill} bill. "
@@ -232,29 +228,3 @@ def builtin_file(split: str) -> Path:
     if split not in SPLIT_SIZES:
         raise ValueError(f"unknown split {split!r}; choose one of: {', '.join(SPLIT_SIZES)}")
     return Path(str(resources.files("sgpo") / "data" / FILE.format(split=split)))
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sgpo.tasks.wordproblems", description=__doc__.split("\n")[0])
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--out", default=None, help="directory to write to (default: the package's data/)")
-    parser.add_argument("--check", action="store_true", help="compare with the shipped files instead of writing")
-    args = parser.parse_args(argv)
-    out_dir = Path(args.out) if args.out else builtin_file("train").parent
-    for split, rows in generate(args.seed).items():
-        path = out_dir / FILE.format(split=split)
-        if args.check:
-            import json
-
-            shipped = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else None
-            if shipped != rows:
-                print(f"{path} differs from the generator (seed {args.seed})", file=sys.stderr)
-                return 1
-        else:
-            write_jsonl(path, rows)
-            print(f"{path}: {len(rows)} problems")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

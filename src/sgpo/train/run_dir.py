@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 #: What a run writes into its directory; a fresh run refuses a directory holding any of them.
 RUN_FILES = ("config.yaml", "metrics.jsonl", "samples.jsonl", "report.md", "checkpoints", "plots", "tensorboard")
 

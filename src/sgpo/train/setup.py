@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from sgpo.errors import ConfigError
 from sgpo.sampling import format_prompt
 from sgpo.tasks.arith import ArithSpec, ArithTask
-from sgpo.errors import ConfigError
 from sgpo.train.config import Config
 
 if TYPE_CHECKING:

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import torch
 
+from sgpo.errors import ConfigError
 from sgpo.models import apply_lora, arith_tokenizer, load_policy, save_policy, tiny_policy
 from sgpo.tasks.arith import Chain, apply
 from sgpo.tasks.base import Problem
-from sgpo.errors import ConfigError
-from sgpo.train.config import Config, load_config
-from sgpo.train.setup import autocast, make_task, optimizer_step, pick_device, prompt_for
+from sgpo.train.config import Config
+from sgpo.train.setup import autocast, make_task, optimizer_step, prompt_for
 
 
 def corrupt_solution(problem: Problem, noise_p: float, rng: random.Random) -> str:
@@ -157,20 +157,3 @@ def _base_policy(cfg: Config, device: torch.device, log=print):
     # As if loaded from the cache: LoRA checkpoints name this directory as their base model.
     model.name_or_path = model.config._name_or_path = str(cached)
     return model, tokenizer
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--config", help="YAML config (the warmup, task and model sections are used)")
-    parser.add_argument("--out", help="also save the warmed-up policy to this directory")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. warmup.steps=400")
-
-
-def run(args) -> int:
-    cfg = load_config(args.config, args.overrides)
-    if cfg.warmup.steps == 0:
-        raise ConfigError("warmup.steps is 0: nothing to train (set e.g. warmup.steps=400)")
-    model, tokenizer = initial_policy(cfg, pick_device(cfg), lora=False)
-    if args.out:
-        save_policy(model, tokenizer, args.out)
-        print(f"saved warmed-up policy to {args.out}")
-    return 0

@@ -23,18 +23,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sgpo.errors import MissingInputError
 from sgpo.core import ShapingParams, judge_mask, needs_judge, policy_loss
+from sgpo.errors import ConfigError, MissingInputError
 from sgpo.grading import Graded, GradingSettings, grade, grading_stats
 from sgpo.judges.config import build_judge
 from sgpo.judges.stats import collect_stats
-from sgpo.sampling import Rollout, generate, stop_ids, token_logprobs, token_logprobs_chunked, truncated_rows
+from sgpo.report import write_run_report
 from sgpo.rollouts_file import RolloutsError
+from sgpo.sampling import Rollout, generate, stop_ids, token_logprobs, token_logprobs_chunked, truncated_rows
 from sgpo.train.batches import Batch, StoredBatches
 from sgpo.train.checkpoint import latest_checkpoint, load_policy_weights, load_trainer_state, restore_rng, save_checkpoint
-from sgpo.errors import ConfigError
 from sgpo.train.config import Config, load_config, save_config
-from sgpo.report import write_run_report
 from sgpo.train.metrics import MetricsWriter, read_jsonl, truncate_jsonl
 from sgpo.train.run_dir import SCHEDULE_KEYS, config_diff, run_files
 from sgpo.train.setup import autocast, make_task, pick_device, prompt_for

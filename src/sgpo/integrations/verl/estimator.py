@@ -31,8 +31,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from sgpo.core import SCALES, SCOPES, classify_groups, group_advantages, is_correct, judge_mask, known_rewards
-from sgpo.core import restrict_to_scope
+from sgpo.core import SCALES, SCOPES, classify_groups, group_advantages, is_correct, judge_mask, known_rewards, restrict_to_scope
 
 #: The estimator's name in verl's registry (``algorithm.adv_estimator=sgpo``).
 NAME = "sgpo"

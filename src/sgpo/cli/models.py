@@ -6,13 +6,11 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
-
 from sgpo import packaged
+from sgpo.errors import MissingInputError
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="list the models that installed packages can provide")
     prep = sub.add_parser("prepare", help="convert a packaged model into a local transformers directory")
@@ -22,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prep.add_argument("--force", action="store_true", help="convert again even if the directory is complete")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args) -> int:
     if args.action == "list":
         for m in packaged.PACKAGED.values():
             try:
@@ -35,8 +33,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         existed = packaged.is_prepared(out or packaged.get(args.name).default_dir)
         path = packaged.prepare(args.name, out, force=args.force)
-    except (FileNotFoundError, FileExistsError, ImportError) as e:
-        print(f"sgpo models: {e}", file=sys.stderr)
-        return 1
+    except (FileNotFoundError, FileExistsError, ImportError) as e:  # not installed, or a foreign directory in the way
+        raise MissingInputError(str(e)) from None
     print(f"{path} ({'already prepared' if existed and not args.force else 'prepared'})")
     return 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from sgpo.errors import ConfigError
 from sgpo.train.config import load_config
+from sgpo.train.trainer import resume, train
 
 
 def add_arguments(parser) -> None:
@@ -13,11 +15,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from sgpo.train.trainer import resume, train
-
     if args.resume:
         if args.config or args.overrides:
-            raise SystemExit("sgpo train: --resume continues a run with its saved config; drop --config and overrides")
+            raise ConfigError("--resume continues a run with its saved config; drop --config and overrides")
         history = resume(args.resume)
     else:
         cfg = load_config(args.config, args.overrides)

@@ -1,11 +1,9 @@
-"""`sgpo rollout`: sample G responses per problem, verify (and optionally judge) them, write a rollouts file.
-
-    sgpo rollout --config FILE --out rollouts.jsonl [--judge] [--split train] [--problems N] [key=value ...]
+"""Fixed rollouts for offline training: sample G responses per problem, verify (and optionally judge) them, write a rollouts file.
 
 The policy, prompts and sampling are the trainer's (``task``, ``model``, ``warmup``, ``rollout``
 sections; the warm-up cache is reused), so ``sgpo train train.mode=offline data.rollouts=FILE``
 with the same config starts from the very policy whose behaviour log-probs the file stores.
-With ``--judge`` the responses in ``algorithm.scope`` are judged by the ``judge`` section's judge
+When judged, the responses in ``algorithm.scope`` are judged by the ``judge`` section's judge
 (``algorithm.scope=all_incorrect`` judges every wrong response, so the file serves both scopes);
 failed verdicts are kept, with their status, and counted. The format is in :mod:`sgpo.rollouts_file`.
 """
@@ -19,46 +17,41 @@ from pathlib import Path
 
 import torch
 
+from sgpo.core import ShapingParams, classify_groups
 from sgpo.errors import ConfigError
-from sgpo.train.config import load_config
+from sgpo.grading import GradingSettings, in_scope, judge_requests, requests_for, usable
+from sgpo.judges.config import build_judge
+from sgpo.judges.stats import collect_stats
+from sgpo.rollouts_file import RolloutRecord, tokenizer_fingerprint
+from sgpo.rollouts_writer import RolloutsWriter
+from sgpo.sampling import generate, layout, on_responses, to_device, token_logprobs_chunked, unpack
+from sgpo.train.config import Config
+from sgpo.train.setup import autocast, bf16_supported, make_task, pick_device, prompt_for
+from sgpo.train.sft import initial_policy, warmup_key
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--config", help="YAML config (task, model, warmup, rollout, judge sections; defaults otherwise)")
-    parser.add_argument("--out", required=True, help="rollouts JSONL to write")
-    parser.add_argument("--judge", action="store_true", help="judge the responses in algorithm.scope with the configured judge")
-    parser.add_argument("--split", default="train", choices=["train", "validation", "test"], help="problems to roll out (default train)")
-    parser.add_argument("--problems", type=int, default=None,
-                        help="number of problems (default: task.n_train for train, task.n_eval otherwise)")
-    parser.add_argument("--batch-prompts", type=int, default=None, help="problems per generate call (default rollout.prompts_per_step)")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rollout.group_size=8 model.path=models/smollm2")
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
 
 
-def run(args) -> int:
-    from sgpo.core import classify_groups
-    from sgpo.judges.config import build_judge
-    from sgpo.judges.stats import collect_stats
-    from sgpo.rollouts_file import RolloutRecord, tokenizer_fingerprint
-    from sgpo.rollouts_writer import RolloutsWriter
-    from sgpo.sampling import generate, layout, on_responses, to_device, token_logprobs_chunked, unpack
-    from sgpo.core import ShapingParams
-    from sgpo.grading import GradingSettings, in_scope, judge_requests, requests_for, usable
-    from sgpo.train.setup import autocast, bf16_supported, make_task, pick_device, prompt_for
-    from sgpo.train.sft import initial_policy, warmup_key
+def roll_out(cfg: Config, out: str | Path, split: str = "train", n_problems: int | None = None, judge: bool = False,
+             batch_prompts: int | None = None, overwrite: bool = False, log=_stderr) -> dict:
+    """Sample ``cfg.rollout.group_size`` responses to each of ``n_problems`` problems of ``split``,
+    verify (and with ``judge``, judge) them, and write them to the rollouts file ``out``.
 
-    cfg = load_config(args.config, args.overrides)
-    if Path(args.out).exists() and not args.overwrite:
-        raise ConfigError(f"{args.out} exists; pass --overwrite to replace it")
-    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    Returns the totals (responses, correct, all_negative, all_positive, judged, failed, tokens,
+    seconds) and, when judged, the judge's counters under ``judge_stats``.
+    """
+    if Path(out).exists() and not overwrite:
+        raise ConfigError(f"{out} exists; pass --overwrite to replace it")
     device = pick_device(cfg)
     task = make_task(cfg)
-    n = args.problems or (cfg.task.n_train if args.split == "train" else cfg.task.n_eval)
+    n = n_problems or (cfg.task.n_train if split == "train" else cfg.task.n_eval)
     try:
-        problems = task.problems(args.split, n)
+        problems = task.problems(split, n)
     except ValueError as e:  # e.g. more problems asked for than the task has: the user's to fix
-        raise ConfigError(f"--split {args.split} --problems {n}: {e}") from None
-    judge = build_judge(cfg.judge, task) if args.judge else None  # before the warm-up, so a bad judge fails fast
+        raise ConfigError(f"--split {split} --problems {n}: {e}") from None
+    step_judge = build_judge(cfg.judge, task) if judge else None  # before the warm-up, so a bad judge fails fast
     G, r = cfg.rollout.group_size, cfg.rollout
     torch.manual_seed(cfg.train.seed)  # as the trainer seeds before building its policy
     policy, tokenizer = initial_policy(cfg, device, log, lora=False)
@@ -72,7 +65,7 @@ def run(args) -> int:
         "model": cfg.model.path or f"tiny {cfg.model.arch} {cfg.model.n_layers}x{cfg.model.d_model}",
         "warmup": warmup_key(cfg) if cfg.warmup.steps else None,
         "tokenizer": tokenizer_fingerprint(tokenizer),
-        "task": cfg.task.name, "split": args.split,
+        "task": cfg.task.name, "split": split,
         "group_size": G, "temperature": r.temperature, "top_p": r.top_p, "max_new_tokens": r.max_new_tokens,
         # The trainer's old log-probs are taken under the same autocast; offline ratios start at 1.
         "logprob_precision": "bf16" if bf16 else "float32", "prompt_width": prompt_width,
@@ -81,7 +74,7 @@ def run(args) -> int:
         "step_mode": task.step_mode, "max_steps": cfg.judge.max_steps,
         "seed": cfg.train.seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    per_call = args.batch_prompts or r.prompts_per_step
+    per_call = batch_prompts or r.prompts_per_step
     reading = GradingSettings("sgpo", ShapingParams(scope=cfg.algorithm.scope), task.step_mode, cfg.judge.max_steps)
     totals = {"responses": 0, "correct": 0.0, "all_negative": 0, "all_positive": 0, "judged": 0, "failed": 0, "tokens": 0}
     bar = None
@@ -90,7 +83,7 @@ def run(args) -> int:
 
         bar = tqdm(total=len(problems), desc="rollout", unit="problem", dynamic_ncols=True)
     start = time.perf_counter()
-    with RolloutsWriter(args.out, header, overwrite=args.overwrite) as writer:
+    with RolloutsWriter(out, header, overwrite=overwrite) as writer:
         for first in range(0, len(problems), per_call):
             batch = problems[first : first + per_call]
             rollout = generate(policy, tokenizer, [prompt(p.question) for p in batch], n=G, temperature=r.temperature,
@@ -103,10 +96,10 @@ def run(args) -> int:
             logprobs = on_responses(fixed, logp)
             outcomes = torch.tensor([task.verify(t, batch[i // G]) for i, t in enumerate(rollout.texts)]).view(-1, G)
             verdicts = [None] * len(rollout.texts)
-            if judge is not None:
+            if step_judge is not None:
                 index = in_scope(outcomes, cfg.algorithm.scope)
                 requests = requests_for(batch, rollout.texts, index, G, reading)
-                for i, v in zip(index, judge_requests(judge, requests, reading, log=log).verdicts):
+                for i, v in zip(index, judge_requests(step_judge, requests, reading, log=log).verdicts):
                     verdicts[i] = v
                 totals["judged"] += len(index)
                 totals["failed"] += sum(not usable(verdicts[i]) for i in index)
@@ -136,14 +129,7 @@ def run(args) -> int:
         bar.close()
     if hasattr(task, "close"):
         task.close()  # e.g. the math verifier's worker processes
-    seconds = time.perf_counter() - start
-    n_groups = totals["responses"] // G
-    print(
-        f"wrote {n_groups} groups x {G} responses to {args.out} in {seconds:.1f}s "
-        f"({totals['tokens'] / seconds:.0f} tokens/s): accuracy {totals['correct'] / totals['responses']:.3f}, "
-        f"all-negative {totals['all_negative'] / n_groups:.3f}, all-positive {totals['all_positive'] / n_groups:.3f}"
-    )
-    if judge is not None:
-        print(f"judged {totals['judged']} responses ({cfg.algorithm.scope}), {totals['failed']} failed verdicts; "
-              + ", ".join(f"{k}={v}" for k, v in collect_stats(judge).items()))
-    return 0
+    totals["seconds"] = time.perf_counter() - start
+    if step_judge is not None:
+        totals["judge_stats"] = collect_stats(step_judge)
+    return totals

@@ -13,6 +13,7 @@ from itertools import product
 from pathlib import Path
 
 from sgpo.core import METHODS, REWARD_MAPPINGS, SCOPES
+from sgpo.errors import ConfigError
 from sgpo.theory.dynamics import Curves, exact_dynamics, iterations_to, sampled_dynamics
 from sgpo.theory.gradient import THEORY_SCALES, Method
 from sgpo.theory.model import accuracy, as_theta, p_all_negative
@@ -20,7 +21,7 @@ from sgpo.theory.model import accuracy, as_theta, p_all_negative
 DEFAULT_METHODS = ("grpo", "sgpo", "ngrpo", "random")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser) -> None:
     parser.add_argument("--group-size", "-G", type=int, default=8, help="responses per group (default 8)")
     parser.add_argument("--theta0", type=float, nargs="+", default=[-3.0, -3.0], metavar="THETA",
                         help="initial per-step logits, one per step or one for all (default -3 -3: "
@@ -50,7 +51,7 @@ def _mapping_params(items: list[str]) -> dict[str, float]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"sgpo theory: --mapping-param wants KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--mapping-param wants KEY=VALUE, got {item!r}")
         params[key.strip()] = float(value)
     return params
 
@@ -81,15 +82,15 @@ def _fmt(it: int | None, iters: int) -> str:
     return str(it) if it is not None else f">{iters}"
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args) -> int:
     K, G = args.steps_k, args.group_size
     if K < 1 or G < 2:
-        raise SystemExit("sgpo theory: needs --steps-k >= 1 and --group-size >= 2")
+        raise ConfigError("needs --steps-k >= 1 and --group-size >= 2")
     theta0 = as_theta(args.theta0)
     if theta0.numel() == 1:
         theta0 = theta0.repeat(K)
     if theta0.numel() != K:
-        raise SystemExit(f"sgpo theory: --theta0 needs 1 or {K} values (one per step), got {theta0.numel()}")
+        raise ConfigError(f"--theta0 needs 1 or {K} values (one per step), got {theta0.numel()}")
     methods = _configurations(args)
 
     results = []

@@ -2,67 +2,28 @@
 
     sgpo judge responses.jsonl --judge judge.yaml [--out verdicts.jsonl]
 
-Each input row has the problem (``problem``, or ``question`` / ``prompt``), the response as text
-(``response`` / ``completion``, split into steps with ``--step-mode``) or already split
-(``steps``), and optionally ``reference``, ``answer`` and ``id``. Each output row carries the
+Input rows: see :func:`sgpo.judges.data.read_requests`. Each output row carries the
 row's id, the steps judged and the verdict (``first_error``, ``n_steps``, ``status``, ``raw``).
 Judge time, calls, failures and cache hits are printed at the end.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 from sgpo.cli import positive_int
-from sgpo.errors import ConfigError
-from sgpo.judges.base import JudgeRequest
-from sgpo.errors import DataError
-from sgpo.judges.data import _rows, write_jsonl
+from sgpo.datafiles import write_jsonl
+from sgpo.errors import ConfigError, DataError
+from sgpo.judges.data import read_requests
+from sgpo.judges.judge_eval import resolve_judge
 from sgpo.judges.stats import collect_stats
-from sgpo.steps import SPLIT_MODES, split_steps
-
-_PROBLEM = ("problem", "question", "prompt")
-_RESPONSE = ("response", "completion")
+from sgpo.steps import SPLIT_MODES
+from sgpo.tasks.arith import ArithTask
 
 
-def _first(row: dict, keys: tuple[str, ...]):
-    return next((row[k] for k in keys if k in row), None)
-
-
-def read_requests(path: str | Path, step_mode: str = "auto", max_steps: int | None = None) -> tuple[list[str], list[JudgeRequest]]:
-    """(ids, requests) from a JSONL of responses; a bad row raises DataError with file:line."""
-    ids, requests = [], []
-    for n, row in _rows(path):
-        where = f"{path}:{n}"
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: a row must be a JSON object")
-        problem = _first(row, _PROBLEM)
-        if not isinstance(problem, str):
-            raise DataError(f"{where}: needs the problem text in one of: {', '.join(_PROBLEM)}")
-        if "steps" in row:
-            steps = row["steps"]
-            if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
-                raise DataError(f"{where}: steps must be a list of strings")
-            if max_steps is not None:
-                from sgpo.steps import merge_steps
-
-                steps = merge_steps(steps, max_steps)
-        else:
-            response = _first(row, _RESPONSE)
-            if not isinstance(response, str):
-                raise DataError(f"{where}: needs the response in one of: {', '.join(_RESPONSE)}, or steps")
-            steps = split_steps(response, step_mode, max_steps)
-        answer = row.get("answer")
-        ids.append(str(row.get("id", n)))
-        requests.append(JudgeRequest(problem, steps, row.get("reference"), None if answer is None else str(answer)))
-    return ids, requests
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser) -> None:
     parser.add_argument("file", help="JSONL of responses (problem, response or steps, reference?, answer?, id?)")
     parser.add_argument("--judge", default="rule",
                         help="judge config file (YAML/JSON), a judge kind with defaults (rule, llm_http, llm_local, prm) "
@@ -73,10 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=64, help="requests per judge call (default 64)")
 
 
-def run(args: argparse.Namespace) -> int:
-    from sgpo.judges.judge_eval import resolve_judge
-    from sgpo.tasks.arith import ArithTask
-
+def run(args) -> int:
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     ids, requests = read_requests(args.file, args.step_mode, args.max_steps)
     if not requests:

@@ -1,0 +1,73 @@
+"""`sgpo data`: write datasets.
+
+    sgpo data verl --task arith --train 4096 --val 256 --out data/arith      # verl RL parquet
+    sgpo data verl --task math --train-file gsm8k_train.jsonl --out data/gsm8k
+    sgpo data wordproblems [--check]     # rewrite (or check) the built-in word problems
+
+``verl``: an sgpo task's problems in the layout verl reads and sgpo's verl reward function scores
+(:mod:`sgpo.integrations.verl.data`). ``wordproblems``: the shipped word-problem files
+(:mod:`sgpo.tasks.wordproblems`); ``--check`` exits 1 if they differ from the generator.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from sgpo.cli import positive_int
+from sgpo.datafiles import write_jsonl
+from sgpo.integrations.verl.data import rows, write
+from sgpo.tasks import wordproblems
+from sgpo.tasks.arith import ArithSpec, ArithTask
+from sgpo.tasks.math_task import MathTask
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+    verl = sub.add_parser("verl", help="an sgpo task's problems as verl RL datasets (train.parquet, val.parquet)")
+    verl.add_argument("--task", choices=("arith", "math"), required=True)
+    verl.add_argument("--out", required=True, help="folder for train.parquet and val.parquet")
+    verl.add_argument("--train", type=positive_int, default=4096, help="training problems (arith: generated; math: at most)")
+    verl.add_argument("--val", type=positive_int, default=256, help="validation problems")
+    verl.add_argument("--seed", type=int, default=0, help="arith: the generator's seed")
+    verl.add_argument("--n-ops", type=positive_int, default=4, help="arith: operations per problem")
+    verl.add_argument("--train-file", action="append", default=[], help="math: problem files (JSONL/JSON/Parquet)")
+    verl.add_argument("--eval-file", action="append", default=[], help="math: held-out problem files")
+    verl.add_argument("--system-prompt", default=None, help="system message (math: the task's own by default)")
+    wp = sub.add_parser("wordproblems", help="rewrite (or --check) the built-in word-problem files")
+    wp.add_argument("--seed", type=int, default=wordproblems.SEED)
+    wp.add_argument("--out", default=None, help="directory to write to (default: the package's data/)")
+    wp.add_argument("--check", action="store_true", help="compare with the shipped files instead of writing")
+
+
+def run(args) -> int:
+    return _verl(args) if args.action == "verl" else _wordproblems(args)
+
+
+def _verl(args) -> int:
+    if args.task == "arith":
+        task, system = ArithTask(ArithSpec(n_ops=args.n_ops), seed=args.seed), args.system_prompt
+    else:
+        task = MathTask(args.train_file, args.eval_file)
+        system = args.system_prompt if args.system_prompt is not None else task.system_prompt
+    out = Path(args.out)
+    for split, name, n in (("train", "train.parquet", args.train), ("validation", "val.parquet", args.val)):
+        problems = task.problems(split, n)
+        print(f"{write(out / name, rows(problems, args.task, split, system))}: {len(problems)} problems")
+    return 0
+
+
+def _wordproblems(args) -> int:
+    out_dir = Path(args.out) if args.out else wordproblems.builtin_file("train").parent
+    for split, table in wordproblems.generate(args.seed).items():
+        path = out_dir / wordproblems.FILE.format(split=split)
+        if args.check:
+            shipped = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else None
+            if shipped != table:
+                print(f"{path} differs from the generator (seed {args.seed})", file=sys.stderr)
+                return 1
+        else:
+            write_jsonl(path, table)
+            print(f"{path}: {len(table)} problems")
+    return 0

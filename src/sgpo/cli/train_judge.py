@@ -1,0 +1,92 @@
+"""`sgpo train-judge [--data FILE ...] [--source policy|corrupted|mixed] [--out DIR]`: train a PRM step judge.
+
+What is trained, on what data, and how it is saved: :mod:`sgpo.judges.prm_training`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from sgpo.datafiles import write_jsonl
+from sgpo.judges.arith_data import warmed_policy
+from sgpo.judges.base import JudgeRequest
+from sgpo.judges.judge_eval import compute_metrics, evaluate, markdown_table
+from sgpo.judges.prm import JUDGE_META, PRMJudge
+from sgpo.judges.prm_training import SEPARATOR, build_model, file_data, generated_data, train_steps, tune_threshold
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--data", action="append", default=[], metavar="FILE",
+                        help="step-labelled JSONL (prompt/completions/labels or ProcessBench rows); repeatable. "
+                             "Default: generate from the arithmetic task")
+    parser.add_argument("--source", choices=("policy", "corrupted", "mixed"), default="policy",
+                        help="generated data: warmed-up policy samples, corrupted references, or half each (default policy)")
+    parser.add_argument("--n-train", type=int, default=4000, help="generated training rows (default 4000)")
+    parser.add_argument("--samples", type=int, default=4, help="policy samples per problem (default 4)")
+    parser.add_argument("--warmup-steps", type=int, default=1000, help="supervised warm-up of the sampling policy (cached)")
+    parser.add_argument("--noise-p", type=float, default=0.1, help="warm-up noise of the sampling policy (default 0.1)")
+    parser.add_argument("--base-model", default="auto",
+                        help="the causal LM to start from: a directory, a packaged name (smollm2), `policy` (the warmed-up "
+                             "sampling policy), `tiny` (a fresh tiny Llama); auto: policy for generated policy data, else tiny")
+    parser.add_argument("--layers", type=int, default=2, help="tiny model layers (default 2)")
+    parser.add_argument("--d-model", type=int, default=128, help="tiny model width (default 128)")
+    parser.add_argument("--heads", type=int, default=4, help="tiny model attention heads (default 4)")
+    parser.add_argument("--steps", type=int, default=800, help="optimizer steps (default 800)")
+    parser.add_argument("--batch-size", type=int, default=32, help="solutions per step (default 32)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    parser.add_argument("--reference", choices=("auto", "yes", "no"), default="auto",
+                        help="show the judge the reference solution (auto: if most training rows have one)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--out", default="models/arith-judge", help="output directory (default models/arith-judge)")
+
+
+def run(args) -> int:
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    data = (file_data(args.data, args.seed, log) if args.data
+            else generated_data(args.source, args.n_train, args.seed, args.warmup_steps, args.samples, log, args.noise_p))
+    use_reference = {"yes": True, "no": False}.get(args.reference)
+    if use_reference is None:
+        use_reference = sum(r.reference is not None for r in data["train"]) * 2 > len(data["train"])
+    base = args.base_model
+    if base == "auto":
+        base = "policy" if not args.data and args.source in ("policy", "mixed") else "tiny"
+    if base == "policy":  # the policy already reads these solutions; its body is a head start
+        base = str(warmed_policy(args.warmup_steps, args.noise_p, args.seed, log)[2])
+    model, tokenizer = build_model(None if base == "tiny" else base, args.layers, args.d_model, args.heads, args.seed)
+    judge = PRMJudge(model, tokenizer, "sgpo", separator=SEPARATOR, use_reference=use_reference, max_length=1024)
+    log(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; reference shown: {use_reference}")
+    losses = train_steps(judge, data["train"], args.steps, args.batch_size, args.lr, args.seed, log)
+    threshold, val_f1 = tune_threshold(judge, data["validation"])
+    log(f"threshold {threshold:.3f} (validation F1 {val_f1:.3f})")
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    meta = {"format": "sgpo", "separator": SEPARATOR, "use_reference": use_reference, "threshold": threshold, "base_model": base,
+            "validation_f1": val_f1, "train_rows": len(data["train"]), "steps": args.steps,
+            "final_loss": sum(losses[-20:]) / len(losses[-20:]), "source": args.data or args.source,
+            "seconds": round(time.perf_counter() - start, 1)}
+    # Written last: its presence marks a complete judge directory.
+    (out / JUDGE_META).write_text(json.dumps(meta, indent=2) + "\n")
+    log(f"saved judge to {out} ({meta['seconds']} s)")
+    if data["test"]:
+        heldout = write_jsonl(out / "heldout.jsonl", (r.to_processbench() for r in data["test"]))
+        results, _ = evaluate(heldout, ["first", "last", "none", f"trained={out}"], log=log)
+        table = markdown_table(results)
+        (out / "heldout.md").write_text(f"Held-out arithmetic solutions ({len(data['test'])} rows)\n\n{table}\n")
+        print(table)
+        log(f"re-run with: sgpo judge-eval {heldout} --judge first --judge last --judge none --judge {out}")
+    else:
+        val = compute_metrics(data["validation"], judge.judge([JudgeRequest(r.problem, r.steps, r.reference) for r in data["validation"]]), 0.0)
+        print(json.dumps({"validation": {k: val[k] for k in ("f1", "acc_erroneous", "acc_correct")}}))
+    return 0

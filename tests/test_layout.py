@@ -1,0 +1,156 @@
+"""The layout rules of docs/architecture.md, checked on the source: layers import only downward.
+
+The import graph is read from the source (``ast``), so the test needs no heavy dependency and
+sees imports that a run would not reach. An import at module level (outside ``if TYPE_CHECKING``)
+is an edge of the graph, which must have no cycle; an import inside a function is allowed only for
+a module that does not, through module-level imports, import the importing module back (that
+would be an import placed in a function to dodge a cycle). Every module also imports on its own
+in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+PACKAGE = SRC / "sgpo"
+MAX_LINES = 400
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _target(node: ast.ImportFrom | ast.Import, here: str, is_package: bool) -> list[str]:
+    """The sgpo modules an import statement loads (a ``from package import name`` may name a module)."""
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    else:
+        base = node.module or ""
+        if node.level:
+            anchor = here.split(".")[: len(here.split(".")) - node.level + (1 if is_package else 0)]
+            base = ".".join(anchor + ([base] if base else []))
+        names = [base] + [f"{base}.{a.name}" for a in node.names]
+    # A package's own __init__ (run first when a submodule is imported) is not an edge: a parent
+    # importing its children is how packages work, and Python has the parent in sys.modules by then.
+    return [m for m in dict.fromkeys(names) if m in MODULES and m != here]
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def imports(name: str) -> tuple[set[str], set[str]]:
+    """(module-level sgpo imports, sgpo imports inside functions) of module ``name``."""
+    path = MODULES[name]
+    tree = ast.parse(path.read_text(), str(path))
+    top, inner = set(), set()
+
+    def walk(nodes, in_function: bool):
+        for node in nodes:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                (inner if in_function else top).update(_target(node, name, path.name == "__init__.py"))
+            elif isinstance(node, ast.If) and _is_type_checking(node):
+                walk(node.orelse, in_function)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                walk(ast.iter_child_nodes(node), True)
+            else:
+                walk(ast.iter_child_nodes(node), in_function)
+
+    walk(tree.body, False)
+    return top, inner
+
+
+GRAPH = {name: imports(name) for name in MODULES}
+
+
+def reaches(start: str, goal: str) -> bool:
+    """Does importing ``start`` import ``goal`` (through module-level imports)?"""
+    seen, todo = set(), [start]
+    while todo:
+        m = todo.pop()
+        if m == goal:
+            return True
+        if m not in seen:
+            seen.add(m)
+            todo += GRAPH[m][0]
+    return False
+
+
+def test_the_graph_sees_imports():
+    """The reader finds edges at all (a broken reader would pass every check below)."""
+    top, _ = GRAPH["sgpo.train.trainer"]
+    assert {"sgpo.grading", "sgpo.sampling", "sgpo.core"} <= top
+    assert "sgpo.cli" in GRAPH["sgpo.cli.eval"][0]
+    assert reaches("sgpo.train.trainer", "sgpo.errors")
+
+
+def test_no_import_cycle():
+    cycles = sorted(f"{a} -> {b} -> ... -> {a}" for a, (top, _) in GRAPH.items() for b in top
+                    if b != a and not a.startswith(b + ".") and reaches(b, a))
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_no_function_import_dodges_a_cycle():
+    dodges = sorted(f"{a} imports {b} in a function; {b} imports {a} back" for a, (_, inner) in GRAPH.items()
+                    for b in inner if not a.startswith(b + ".") and reaches(b, a))
+    assert not dodges, "\n".join(dodges)
+
+
+def test_library_modules_do_not_parse_arguments():
+    """Command-line parsing lives in sgpo.cli; the library takes plain arguments."""
+    offenders = [name for name, path in MODULES.items()
+                 if not name.startswith("sgpo.cli") and "argparse" in _stdlib_imports(path)]
+    assert not offenders, offenders
+
+
+def _stdlib_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | {
+        (n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+
+
+def test_no_source_file_over_the_limit():
+    long = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"over {MAX_LINES} lines: {long}"
+
+
+def test_every_module_imports_on_its_own():
+    """Each module in a fresh interpreter (an order-dependent import would fail here). The optional
+    integrations are left out when their framework is not installed."""
+    optional = {"sgpo.integrations.trl": "trl", "sgpo.integrations.verl": "verl"}
+    script = (
+        "import importlib, importlib.util, subprocess, sys\n"
+        f"optional = {optional!r}\n"
+        "failed = []\n"
+        "for name in sys.argv[1:]:\n"
+        "    need = next((dep for prefix, dep in optional.items() if name.startswith(prefix)), None)\n"
+        "    if need and importlib.util.find_spec(need) is None:\n"
+        "        continue\n"
+        "    r = subprocess.run([sys.executable, '-c', f'import {name}'], capture_output=True, text=True)\n"
+        "    if r.returncode:\n"
+        "        failed.append(name + ': ' + r.stderr.strip().splitlines()[-1])\n"
+        "print('\\n'.join(failed))\n"
+        "sys.exit(1 if failed else 0)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script, *MODULES], capture_output=True, text=True, cwd=SRC.parent)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("name", ["sgpo", "sgpo.judges", "sgpo.core"])
+def test_light_packages_stay_light(name):
+    """The public entry points load without torch's training stack or an HTTP client."""
+    r = subprocess.run([sys.executable, "-c", f"import sys, {name}; print(sorted(m for m in ('transformers', 'httpx', 'openai') if m in sys.modules))"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
