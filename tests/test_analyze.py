@@ -11,8 +11,7 @@ from sgpo.analyze import analyze
 from sgpo.core import ShapingParams
 from sgpo.judges import Verdict
 from sgpo.rollouts_file import read_rollouts
-from test_rollouts import G, group, write_file
-from test_train import sgpo_cli
+from conftest import G, group, sgpo_cli, sigmoid, write_file
 
 OK4 = lambda k: Verdict(k, 4)  # noqa: E731
 
@@ -44,10 +43,6 @@ def _advantages(rewards: list[float]) -> list[float]:
     return [(r - m) / (sd + 1e-6) for r in rewards]
 
 
-def _sigmoid(x: float) -> float:
-    return 1 / (1 + math.exp(-x))
-
-
 def test_numbers_match_a_hand_count(hand_made):
     a = analyze(read_rollouts(hand_made))
     assert (a["groups"], a["group_size"], a["responses"]) == (5, G, 20)
@@ -67,8 +62,8 @@ def test_numbers_match_a_hand_count(hand_made):
     mixed = _advantages([1, 0, 0, 0])
     assert grpo["by_kind"]["mixed"]["mean_abs_advantage"] == pytest.approx(sum(map(abs, mixed)) / 4, rel=1e-6)
     assert sgpo["by_kind"]["mixed"]["mean_abs_advantage"] == pytest.approx(sum(map(abs, mixed)) / 4, rel=1e-6)
-    g0 = [_sigmoid(5 * (rts - 0.5)) for rts in (0, 0.25, 0.5, 0.75)]
-    g1 = [_sigmoid(5 * (0.25 - 0.5))] * 4
+    g0 = [sigmoid(5 * (rts - 0.5)) for rts in (0, 0.25, 0.5, 0.75)]
+    g1 = [sigmoid(5 * (0.25 - 0.5))] * 4
     assert sgpo["by_kind"]["all_negative"]["mean_abs_advantage"] == pytest.approx(sum(map(abs, _advantages(g0))) / 12, rel=1e-5)
     assert sgpo["by_kind"]["all_negative"]["mean_reward"] == pytest.approx((sum(g0) + sum(g1)) / 12, rel=1e-5)
     assert sgpo["by_kind"]["all_positive"]["mean_abs_advantage"] == 0.0

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_train import sgpo_cli, tiny_overrides  # noqa: E402
+from conftest import sgpo_cli, tiny_overrides  # noqa: E402
 
 from sgpo.errors import DataError  # noqa: E402
 from sgpo.train.checkpoint import load_trainer_state  # noqa: E402
@@ -35,6 +35,7 @@ def run(tmp_path_factory):
     return tmp / "run"
 
 
+@pytest.mark.slow
 def test_state_is_plain_json_and_tensors(run):
     ckpt = run / "checkpoints" / "step_2"
     state = json.loads((ckpt / "trainer_state.json").read_text())
@@ -43,6 +44,7 @@ def test_state_is_plain_json_and_tensors(run):
     assert full["optimizer"]["state"] and full["torch_rng"].dtype.is_floating_point is False
 
 
+@pytest.mark.slow
 def test_a_tampered_tensors_file_is_refused_without_running_it(run, tmp_path):
     ckpt = run / "checkpoints" / "step_1"
     marker = tmp_path / "pwned"
@@ -52,6 +54,7 @@ def test_a_tampered_tensors_file_is_refused_without_running_it(run, tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_resume_from_a_tampered_run_is_a_one_line_error(run, tmp_path):
     ckpt = run / "checkpoints" / "step_2"
     marker = tmp_path / "pwned"

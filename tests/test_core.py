@@ -6,7 +6,6 @@ copied from the implementation's output.
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
@@ -26,14 +25,7 @@ from sgpo.core import (
 )
 from sgpo.core.registry import Registry
 
-def close(actual: torch.Tensor, expected, rtol: float = 1e-5, atol: float = 1e-6) -> None:
-    """Element-wise closeness of a tensor to a nested list of hand-computed floats."""
-    torch.testing.assert_close(actual.double(), torch.tensor(expected, dtype=torch.float64), rtol=rtol, atol=atol)
-
-
-
-def sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
+from conftest import close, sigmoid
 
 
 def t(x, dtype=torch.float32):

@@ -11,16 +11,9 @@ import torch
 
 from sgpo.core import METHODS, SCALES, ShapingParams, group_advantages
 
+from conftest import close, sigmoid
+
 EPS = 1e-6
-
-def close(actual: torch.Tensor, expected, rtol: float = 1e-5, atol: float = 1e-6) -> None:
-    """Element-wise closeness of a tensor to a nested list of hand-computed floats."""
-    torch.testing.assert_close(actual.double(), torch.tensor(expected, dtype=torch.float64), rtol=rtol, atol=atol)
-
-
-
-def sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
 
 
 def textbook(rewards: list[list[float]], scale: str = "group", eps: float = EPS, virtual: float | None = None):

@@ -9,10 +9,7 @@ import torch
 
 from sgpo.core import AGGREGATIONS, aggregate, k3_kl, policy_loss
 
-def close(actual: torch.Tensor, expected, rtol: float = 1e-5, atol: float = 1e-6) -> None:
-    """Element-wise closeness of a tensor to a nested list of hand-computed floats."""
-    torch.testing.assert_close(actual.double(), torch.tensor(expected, dtype=torch.float64), rtol=rtol, atol=atol)
-
+from conftest import close
 
 
 def logs(ratios):

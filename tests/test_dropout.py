@@ -3,12 +3,11 @@
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_train import tiny_overrides  # noqa: E402
+from conftest import tiny_overrides  # noqa: E402
 
 from sgpo.sampling import generate, token_logprobs  # noqa: E402
 from sgpo.train.compare import default_config_path  # noqa: E402

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,15 +13,7 @@ from sgpo.models import arith_tokenizer, save_policy, tiny_policy
 from sgpo.sampling import format_prompt
 from sgpo.tasks.math_task import SYSTEM_PROMPT, MathTask
 
-
-def sgpo_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "sgpo.cli", *args], capture_output=True, text=True, env=env)
-
-
-def jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+from conftest import jsonl, sgpo_cli
 
 
 @pytest.fixture(scope="module")

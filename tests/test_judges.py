@@ -25,7 +25,7 @@ from sgpo.judges import (
 )
 from sgpo.judges.config import JudgeConfig, build_judge
 from sgpo.steps import split_steps
-from sgpo.tasks.arith import ArithSpec, ArithTask, Chain, render
+from sgpo.tasks.arith import ArithSpec, ArithTask
 
 PROBLEM = "Start with 7. Add 5. Multiply by 3. Subtract 4."
 # 7 + 5 = 12, 12 * 3 = 36, 36 - 4 = 32

@@ -11,6 +11,7 @@ in a fresh interpreter.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -154,3 +155,39 @@ def test_light_packages_stay_light(name):
     r = subprocess.run([sys.executable, "-c", f"import sys, {name}; print(sorted(m for m in ('transformers', 'httpx', 'openai') if m in sys.modules))"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+# -- tests that train in a subprocess carry the slow mark ------------------------------------------
+
+TESTS = SRC.parent / "tests"
+#: Calls that start training in another process (the conftest helpers and the commands that train).
+TRAINS = re.compile(r"""assert_resume_is_exact\(|train_killed_after_checkpoint\(|torchrun|sgpo_cli\(\s*["'](train|compare|sft|rollout|train-judge)["']""")
+
+
+def _trains_in_subprocess() -> dict[str, list[str]]:
+    """file -> names of the test functions that train in a subprocess, directly or through a
+    fixture of the same file that does."""
+    out = {}
+    for path in sorted(TESTS.glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        functions = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+        fixtures = {f.name for f in functions if any("fixture" in ast.unparse(d) for d in f.decorator_list)
+                    and TRAINS.search(ast.unparse(f))}
+        out[path.name] = [f.name for f in functions if f.name.startswith("test_") and (
+            TRAINS.search(ast.unparse(f)) or fixtures & {a.arg for a in f.args.args})]
+    return out
+
+
+def _slow(path: Path, name: str) -> bool:
+    tree = ast.parse(path.read_text())
+    if any(isinstance(n, ast.Assign) and "pytestmark" in ast.unparse(n) and "slow" in ast.unparse(n) for n in tree.body):
+        return True
+    f = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+    return any("mark.slow" in ast.unparse(d) for d in f.decorator_list)
+
+
+def test_tests_that_train_in_a_subprocess_are_marked_slow():
+    found = _trains_in_subprocess()
+    assert found["test_train.py"], "the detector finds nothing: check TRAINS"
+    unmarked = [f"{file}::{name}" for file, names in found.items() for name in names if not _slow(TESTS / file, name)]
+    assert not unmarked, "add @pytest.mark.slow to:\n" + "\n".join(unmarked)

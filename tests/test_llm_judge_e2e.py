@@ -9,7 +9,6 @@ is a correct outcome as long as every verdict is well-formed.
 from __future__ import annotations
 
 import pytest
-from fixtures_server import smollm2_server  # noqa: F401  - the session fixture
 
 from sgpo.judges import JudgeRequest
 from sgpo.judges.config import JudgeConfig, build_judge

@@ -9,7 +9,7 @@ from sgpo.models import LORA_WEIGHTS, is_lora, load_policy
 from sgpo.train.config import load_config
 from sgpo.train.metrics import read_jsonl
 from sgpo.train.trainer import Trainer
-from test_train import _comparable, tiny_overrides
+from conftest import comparable, tiny_overrides
 
 #: random RTS gives every all-negative group a signal, so each step moves the adapters.
 LORA = ["model.lora_r=4", "model.lora_alpha=8", "algorithm.method=random", "algorithm.scope=all_incorrect"]
@@ -57,7 +57,7 @@ def test_lora_run_resumes_exactly_and_checkpoints_hold_adapters(tmp_path):
     first.train()
     assert not (cut / "checkpoints" / "step_4").exists()
     Trainer.resume_from(cut, log=lambda *a: None).train()
-    assert _comparable(read_jsonl(cut / "metrics.jsonl")) == _comparable(read_jsonl(full / "metrics.jsonl"))
+    assert comparable(read_jsonl(cut / "metrics.jsonl")) == comparable(read_jsonl(full / "metrics.jsonl"))
     ckpt = full / "checkpoints" / "step_4"
     a, b = load_file(ckpt / LORA_WEIGHTS), load_file(cut / "checkpoints" / "step_4" / LORA_WEIGHTS)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

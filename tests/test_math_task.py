@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,19 +21,12 @@ from sgpo.train.config import ConfigError, load_config
 from sgpo.train.metrics import read_jsonl
 from sgpo.train.setup import make_task
 
+from conftest import jsonl, sgpo_cli
+
 
 def write_lines(path: Path, lines: list[str]) -> Path:
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def jsonl(path: Path, rows: list[dict]) -> Path:
-    return write_lines(path, [json.dumps(r) for r in rows])
-
-
-def sgpo_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "sgpo.cli", *args], capture_output=True, text=True, env=env)
 
 
 ROWS = [
@@ -333,6 +323,7 @@ def test_rule_judge_for_math_is_a_config_error():
         build_judge(JudgeConfig(kind="rule"), MathTask())
 
 
+@pytest.mark.slow
 def test_cli_train_math_with_rule_judge_and_bad_data_exit_2(tmp_path):
     proc = sgpo_cli("train", "task.name=math", f"train.out_dir={tmp_path / 'r'}")
     assert proc.returncode == 2 and "judge.kind=rule" in proc.stderr and "Traceback" not in proc.stderr

@@ -19,7 +19,7 @@ from sgpo.grading import NO_STEPS, ask_judge
 from sgpo.train.metrics import read_jsonl
 from sgpo.train.setup import autocast
 from sgpo.train.trainer import Trainer
-from test_train import assert_resume_is_exact, sgpo_cli, tiny_overrides
+from conftest import assert_resume_is_exact, sgpo_cli, tiny_overrides
 
 N_PROBLEMS, G = 8, 4
 
@@ -48,6 +48,7 @@ def rollouts(base) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_rollout_refuses_to_replace_a_file_and_names_bad_requests(rollouts, base):
     before = rollouts.read_bytes()
     proc = sgpo_cli("rollout", "--out", str(rollouts), *overrides(base))
@@ -63,6 +64,7 @@ def _trainer(base: Path, run: Path, *extra: str) -> Trainer:
     return Trainer(load_config(None, overrides(base, *extra)), run, log=lambda *a: None)
 
 
+@pytest.mark.slow
 def test_rollout_writes_a_valid_judged_file(rollouts, base):
     rf = read_rollouts(rollouts)
     h = rf.header
@@ -80,6 +82,7 @@ def test_rollout_writes_a_valid_judged_file(rollouts, base):
                 assert r.verdict.status == "invalid"
 
 
+@pytest.mark.slow
 def test_stored_logprobs_equal_the_trainers_at_step_one(rollouts, base, tmp_path):
     """Importance ratios start at exactly 1: behaviour log-probs are recomputed bit for bit.
 
@@ -113,6 +116,7 @@ def test_stored_logprobs_equal_the_trainers_at_step_one(rollouts, base, tmp_path
     assert worst["fp32"] > 1e-4 and worst["other padding"] > 1e-5, worst
 
 
+@pytest.mark.slow
 def test_offline_training_runs_and_starts_on_policy(rollouts, base, tmp_path):
     run = tmp_path / "run"
     proc = sgpo_cli("train", *overrides(base, "trainer.mode=offline", f"data.rollouts={rollouts}", "train.steps=3",
@@ -134,6 +138,7 @@ def test_offline_training_runs_and_starts_on_policy(rollouts, base, tmp_path):
     assert {s["completion"] for s in read_jsonl(run / "samples.jsonl")} <= stored
 
 
+@pytest.mark.slow
 def test_offline_epochs_cycle_through_the_file(rollouts, base, tmp_path):
     trainer = _trainer(base, tmp_path / "run", "train.mode=offline", f"data.rollouts={rollouts}")
     seen = [p.id for _ in range(2 * N_PROBLEMS // 2) for p in trainer._next_batch(2).problems]
@@ -141,6 +146,7 @@ def test_offline_epochs_cycle_through_the_file(rollouts, base, tmp_path):
     assert set(seen[:N_PROBLEMS]) == ids and set(seen[N_PROBLEMS:]) == ids  # each epoch sees every group once
 
 
+@pytest.mark.slow
 def test_offline_resume_after_sigkill_is_exact(rollouts, base, tmp_path):
     common = overrides(base, "trainer.mode=offline", f"data.rollouts={rollouts}", "train.steps=8", "train.save_every=2",
                        "train.eval_every=1")
@@ -153,6 +159,7 @@ def test_offline_resume_after_sigkill_is_exact(rollouts, base, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_changed_rollouts_file(rollouts, base, tmp_path):
     copy = tmp_path / "copy.jsonl"
     copy.write_bytes(rollouts.read_bytes())
@@ -172,6 +179,7 @@ def _rewrite(src: Path, dst: Path, edit) -> Path:
     return dst
 
 
+@pytest.mark.slow
 def test_empty_responses_are_failed_verdicts_not_crashes(rollouts, base, tmp_path):
     """Every other response emptied and unjudged: the configured judge is asked about the rest,
     the empty ones become counted failures (plain GRPO), and training goes on."""
@@ -210,6 +218,7 @@ def test_ask_judge_never_sends_empty_steps():
     assert [v.status for v in out] == ["invalid", "ok", "invalid"] and out[0].raw == NO_STEPS
 
 
+@pytest.mark.slow
 def test_offline_judges_missing_verdicts_with_the_configured_judge(rollouts, base, tmp_path):
     path = _rewrite(rollouts, tmp_path / "bare.jsonl", lambda r: {**r, "verdict": None})
     trainer = _trainer(base, tmp_path / "run", "train.mode=offline", f"data.rollouts={path}")
@@ -221,6 +230,7 @@ def test_offline_judges_missing_verdicts_with_the_configured_judge(rollouts, bas
     assert stored.judge is None and m2["reward/mean"] == pytest.approx(m["reward/mean"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "extra, words",
     [
@@ -242,6 +252,7 @@ def test_offline_validation_fails_before_training(rollouts, base, tmp_path, extr
     assert "Traceback" not in proc.stderr and not (run / "metrics.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_offline_rejects_a_file_from_another_tokenizer(rollouts, base, tmp_path):
     path = _rewrite(rollouts, tmp_path / "other.jsonl", lambda r: r)
     lines = path.read_text().splitlines()
@@ -252,6 +263,7 @@ def test_offline_rejects_a_file_from_another_tokenizer(rollouts, base, tmp_path)
         _trainer(base, tmp_path / "run", "train.mode=offline", f"data.rollouts={path}")
 
 
+@pytest.mark.slow
 def test_offline_trains_on_a_file_cut_mid_line(rollouts, base, tmp_path):
     path = tmp_path / "cut.jsonl"
     data = rollouts.read_bytes()
@@ -265,6 +277,7 @@ def test_offline_trains_on_a_file_cut_mid_line(rollouts, base, tmp_path):
     trainer.step()
 
 
+@pytest.mark.slow
 def test_stored_logprobs_are_the_old_logprobs_of_the_ratio(rollouts, base, tmp_path):
     """Shift every stored log-prob by -1: the ratios become e (clipped wherever A > 0) at step one."""
     shifted = _rewrite(rollouts, tmp_path / "shifted.jsonl", lambda r: {**r, "logprobs": [x - 1.0 for x in r["logprobs"]]})

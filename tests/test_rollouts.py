@@ -15,30 +15,7 @@ from sgpo.rollouts_writer import RolloutsWriter
 from sgpo.sampling import on_responses, unpack
 from sgpo.train.batches import check_compatible, pack
 
-G = 4
-HEADER = {"model": "hand-made", "task": "arith", "group_size": G, "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 8}
-
-
-def make_record(group: int, sample: int, outcome: float = 0.0, verdict: Verdict | None = None, response: str = "1 + 2 = 3",
-                response_ids: list[int] | None = None, prompt_ids: list[int] | None = None) -> RolloutRecord:
-    ids = response_ids if response_ids is not None else [10 + sample, 11, 12][: 1 + (sample + group) % 3]
-    return RolloutRecord(
-        group=group, sample=sample, problem_id=f"p{group}", problem=f"Start with {group}. Add 2.",
-        reference="0 + 2 = 2\nAnswer: 2", answer="2", prompt=f"Start with {group}. Add 2.\n", response=response,
-        prompt_ids=prompt_ids if prompt_ids is not None else [4, 20 + group, 5], response_ids=ids,
-        logprobs=[-0.5 - 0.25 * t - 0.125 * sample for t in range(len(ids))], outcome=outcome, verdict=verdict,
-    )
-
-
-def write_file(path: Path, groups: list[list[RolloutRecord]], header: dict = HEADER) -> Path:
-    with RolloutsWriter(path, header) as w:
-        for g in groups:
-            w.write_group(g)
-    return path
-
-
-def group(g: int, outcomes=(0, 0, 0, 0), verdicts=(None,) * G) -> list[RolloutRecord]:
-    return [make_record(g, j, float(o), v) for j, (o, v) in enumerate(zip(outcomes, verdicts))]
+from conftest import HEADER, G, group, make_record, write_file
 
 
 def lines_of(path: Path) -> list[str]:
@@ -167,7 +144,6 @@ def read_error_after(tmp_path, line: int, change: dict) -> tuple[Path, str]:
     with pytest.raises(RolloutsError) as err:
         read_rollouts(path)
     return path, str(err.value)
-
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_train import sgpo_cli, tiny_overrides  # noqa: E402
+from conftest import sgpo_cli, tiny_overrides  # noqa: E402
 
 from sgpo.cli import main  # noqa: E402
 
@@ -28,6 +28,7 @@ def old_run(tmp_path_factory):
     return tmp, run
 
 
+@pytest.mark.slow
 def test_a_fresh_run_refuses_a_directory_holding_a_run(old_run):
     tmp, run = old_run
     before = sorted(p.name for p in (run / "checkpoints").iterdir())
@@ -39,6 +40,7 @@ def test_a_fresh_run_refuses_a_directory_holding_a_run(old_run):
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before  # nothing lost
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_the_old_run_entirely(tmp_path):
     run = tmp_path / "run"
     assert sgpo_cli("train", *tiny_overrides(tmp_path, "train.steps=4", "train.save_every=2", "train.eval_every=0",
@@ -50,6 +52,7 @@ def test_overwrite_replaces_the_old_run_entirely(tmp_path):
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_1"]
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_config_changed_since_the_checkpoint(old_run, tmp_path):
     _, run = old_run
     changed = tmp_path / "changed"
@@ -66,6 +69,7 @@ def test_resume_refuses_a_config_changed_since_the_checkpoint(old_run, tmp_path)
     assert "was saved by a run with another config (optim.lr differ" in last_line(proc)
 
 
+@pytest.mark.slow
 def test_zero_steps_does_nothing_cleanly(tmp_path):
     run = tmp_path / "run"
     proc = sgpo_cli("train", *tiny_overrides(tmp_path, "train.steps=0", f"train.out_dir={run}"))

@@ -3,9 +3,7 @@
 import sys
 from pathlib import Path
 
-import pytest
 import torch
-from transformers import AutoTokenizer
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from sgpo.judges import Verdict
 from sgpo.train.compare import default_target, steps_to
-from sgpo.train.checkpoint import load_trainer_state
 from sgpo.train.config import ConfigError, load_config
 from sgpo.train.metrics import read_jsonl
 from sgpo.train.trainer import Trainer
 
-#: A run small enough for a test: 1-layer d=32 policy, 2 prompts x G=4, short responses.
-TINY = [
-    "task.n_ops=2", "task.ops=[add,sub]", "task.start_max=9", "task.operand_max=9", "task.value_max=30",
-    "task.n_train=64", "task.n_eval=8",
-    "model.n_layers=1", "model.d_model=32", "model.n_heads=2",
-    "warmup.steps=20", "warmup.batch_size=16",
-    "rollout.group_size=4", "rollout.prompts_per_step=2", "rollout.max_new_tokens=24",
-    "optim.mini_batch_size=4", "train.eval_every=2", "train.eval_k=2", "train.progress=false",
-]
+from conftest import assert_resume_is_exact, sgpo_cli, tiny_overrides
+
 METRICS = [
     "step", "accuracy/train", "reward/mean", "groups/all_negative_frac", "groups/all_positive_frac",
     "groups/mixed_frac", "sgpo/judged_responses", "sgpo/judge_failures", "sgpo/recovered_groups_frac",
@@ -37,44 +23,7 @@ METRICS = [
 ]
 
 
-def tiny_overrides(tmp_path: Path, *extra: str) -> list[str]:
-    return [*TINY, f"warmup.cache_dir={tmp_path / 'warmup'}", *extra]
-
-
-def sgpo_cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "sgpo.cli", *args], capture_output=True, text=True, env=env, **kw)
-
-
-def train_killed_after_checkpoint(overrides: list[str], run_dir: Path, checkpoint_step: int, last_step: int) -> None:
-    """Start `sgpo train` into ``run_dir`` and SIGKILL it once checkpoint ``checkpoint_step`` is on disk."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sgpo.cli", "train", *overrides, f"train.out_dir={run_dir}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    marker = run_dir / "checkpoints" / f"step_{checkpoint_step}" / "trainer_state.json"
-    deadline = time.time() + 120
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert marker.exists()
-    assert not (run_dir / "checkpoints" / f"step_{last_step}").exists(), "the run finished before it could be killed"
-
-
-def assert_resume_is_exact(overrides: list[str], tmp_path: Path, checkpoint_step: int, last_step: int):
-    """Train once uninterrupted and once SIGKILLed after a checkpoint then resumed; every metric
-    must match. Returns the final trainer states (uninterrupted, resumed) and their run dirs."""
-    full, killed = tmp_path / "full", tmp_path / "killed"
-    assert sgpo_cli("train", *overrides, f"train.out_dir={full}").returncode == 0
-    train_killed_after_checkpoint(overrides, killed, checkpoint_step, last_step)
-    resumed = sgpo_cli("train", "--resume", str(killed))
-    assert resumed.returncode == 0, resumed.stderr
-    assert _comparable(read_jsonl(killed / "metrics.jsonl")) == _comparable(read_jsonl(full / "metrics.jsonl"))
-    state = lambda run: load_trainer_state(run / "checkpoints" / f"step_{last_step}")  # noqa: E731
-    return state(full), state(killed)
-
-
+@pytest.mark.slow
 def test_train_writes_run_directory_and_metric_names(tmp_path):
     run = tmp_path / "run"
     proc = sgpo_cli("train", *tiny_overrides(tmp_path, "train.steps=3", f"train.out_dir={run}", "algorithm.scope=all_incorrect"))
@@ -101,14 +50,7 @@ def test_train_writes_run_directory_and_metric_names(tmp_path):
     assert wrong == expected_wrong
 
 
-def _comparable(metrics: list[dict]) -> list[dict]:
-    """Everything but timings and the judge's process counters: the verdict cache starts empty in
-    the resumed process, so its hit/miss counts differ while every verdict (and so training) is the same."""
-    return [
-        {k: v for k, v in m.items() if not k.startswith(("time/", "judge/")) and k != "tokens_per_s"} for m in metrics
-    ]
-
-
+@pytest.mark.slow
 def test_resume_after_sigkill_is_exact(tmp_path):
     common = tiny_overrides(tmp_path, "train.steps=6", "train.save_every=2", "train.eval_every=3")
     a, b = assert_resume_is_exact(common, tmp_path, checkpoint_step=2, last_step=6)
@@ -116,6 +58,7 @@ def test_resume_after_sigkill_is_exact(tmp_path):
     assert torch.equal(a["torch_rng"], b["torch_rng"]) and a["numpy_rng"] == b["numpy_rng"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "override, words",
     [
@@ -136,6 +79,7 @@ def test_bad_configuration_fails_before_training(tmp_path, override, words):
     assert not (run / "metrics.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_missing_config_file_is_named(tmp_path):
     proc = sgpo_cli("train", "--config", str(tmp_path / "nope.yaml"))
     assert proc.returncode == 2 and "nope.yaml" in proc.stderr
@@ -172,6 +116,7 @@ def test_failed_judge_degrades_to_grpo_and_is_counted(tmp_path, judge):
     assert metrics["reward/mean"] == pytest.approx(metrics["accuracy/train"])
 
 
+@pytest.mark.slow
 def test_compare_writes_report_and_summary(tmp_path):
     out = tmp_path / "cmp"
     proc = sgpo_cli(
