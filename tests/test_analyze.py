@@ -6,12 +6,12 @@ import json
 import math
 
 import pytest
+from conftest import G, group, sgpo_cli, sigmoid, write_file
 
 from sgpo.analyze import analyze
 from sgpo.core import ShapingParams
 from sgpo.judges import Verdict
 from sgpo.rollouts_file import read_rollouts
-from conftest import G, group, sgpo_cli, sigmoid, write_file
 
 OK4 = lambda k: Verdict(k, 4)  # noqa: E731
 

@@ -6,9 +6,9 @@ copied from the implementation's output.
 
 from __future__ import annotations
 
-
 import pytest
 import torch
+from conftest import close, sigmoid
 
 from sgpo.core import (
     MAX_GRADED_REWARD,
@@ -24,8 +24,6 @@ from sgpo.core import (
     sgpo_rewards,
 )
 from sgpo.core.registry import Registry
-
-from conftest import close, sigmoid
 
 
 def t(x, dtype=torch.float32):

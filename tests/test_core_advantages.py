@@ -8,10 +8,9 @@ import statistics
 
 import pytest
 import torch
+from conftest import close, sigmoid
 
 from sgpo.core import METHODS, SCALES, ShapingParams, group_advantages
-
-from conftest import close, sigmoid
 
 EPS = 1e-6
 

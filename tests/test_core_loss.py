@@ -6,10 +6,9 @@ import math
 
 import pytest
 import torch
+from conftest import close
 
 from sgpo.core import AGGREGATIONS, aggregate, k3_kl, policy_loss
-
-from conftest import close
 
 
 def logs(ratios):

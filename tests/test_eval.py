@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import jsonl, sgpo_cli
 
 from sgpo.model_eval import FileResult
 from sgpo.models import arith_tokenizer, save_policy, tiny_policy
 from sgpo.sampling import format_prompt
 from sgpo.tasks.math_task import SYSTEM_PROMPT, MathTask
-
-from conftest import jsonl, sgpo_cli
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ failure, and verdicts succeed again from step 4.
 from __future__ import annotations
 
 import signal
-from collections import Counter
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 from fixtures_server import free_port, stop, wait_ready

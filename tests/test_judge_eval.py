@@ -9,8 +9,8 @@ import pytest
 from fixtures_server import FakeServer, Response, completion
 
 from sgpo.cli import main
+from sgpo.judge_training.arith_data import corrupted_rows
 from sgpo.judges import Verdict
-from sgpo.judges.arith_data import corrupted_rows
 from sgpo.judges.baselines import ConstantJudge
 from sgpo.judges.data import DataError, LabelledSolution, read_labelled, read_processbench, write_jsonl
 from sgpo.judges.judge_eval import compute_metrics, evaluate, markdown_table

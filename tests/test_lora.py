@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import torch
+from conftest import comparable, tiny_overrides
 from safetensors.torch import load_file
 
 from sgpo.models import LORA_WEIGHTS, is_lora, load_policy
 from sgpo.train.config import load_config
 from sgpo.train.metrics import read_jsonl
 from sgpo.train.trainer import Trainer
-from conftest import comparable, tiny_overrides
 
 #: random RTS gives every all-negative group a signal, so each step moves the adapters.
 LORA = ["model.lora_r=4", "model.lora_alpha=8", "algorithm.method=random", "algorithm.scope=all_incorrect"]

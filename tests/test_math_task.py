@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import jsonl, sgpo_cli
 
 from sgpo.datafiles import DataError
 from sgpo.judges.config import JudgeConfig, build_judge
@@ -20,8 +21,6 @@ from sgpo.tasks.wordproblems import SPLIT_SIZES, builtin_file, generate
 from sgpo.train.config import ConfigError, load_config
 from sgpo.train.metrics import read_jsonl
 from sgpo.train.setup import make_task
-
-from conftest import jsonl, sgpo_cli
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:

@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_resume_is_exact, sgpo_cli, tiny_overrides
 
+from sgpo.grading import NO_STEPS, ask_judge
 from sgpo.judges import Verdict
 from sgpo.judges.base import JudgeRequest
-from sgpo.sampling import token_logprobs
 from sgpo.rollouts_file import read_rollouts
+from sgpo.sampling import token_logprobs
 from sgpo.train.batches import pack
 from sgpo.train.checkpoint import load_trainer_state
 from sgpo.train.config import ConfigError, load_config
-from sgpo.grading import NO_STEPS, ask_judge
 from sgpo.train.metrics import read_jsonl
 from sgpo.train.setup import autocast
 from sgpo.train.trainer import Trainer
-from conftest import assert_resume_is_exact, sgpo_cli, tiny_overrides
 
 N_PROBLEMS, G = 8, 4
 

@@ -12,10 +12,10 @@ import json
 import pytest
 
 from sgpo.cli import main
+from sgpo.judge_training.prm import step_targets
 from sgpo.judges import JudgeRequest
 from sgpo.judges.config import JudgeConfig, build_judge
 from sgpo.judges.data import LabelledSolution, read_processbench, write_jsonl
-from sgpo.judges.prm_training import step_targets
 
 TINY = ["--layers", "1", "--d-model", "32", "--heads", "2", "--threads", "1", "--lr", "3e-3"]
 

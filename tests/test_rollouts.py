@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import HEADER, G, group, make_record, write_file
 
 from sgpo.judges import Verdict
 from sgpo.models import arith_tokenizer
@@ -14,8 +15,6 @@ from sgpo.rollouts_file import RolloutRecord, RolloutsError, read_rollouts, toke
 from sgpo.rollouts_writer import RolloutsWriter
 from sgpo.sampling import on_responses, unpack
 from sgpo.train.batches import check_compatible, pack
-
-from conftest import HEADER, G, group, make_record, write_file
 
 
 def lines_of(path: Path) -> list[str]:

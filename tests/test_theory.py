@@ -15,10 +15,22 @@ import pytest
 import torch
 
 from sgpo.cli import main
+from sgpo.cli.theory import add_arguments
 from sgpo.core import graded_reward
 from sgpo.theory import (
-    ExactGradient, Method, accuracy, add_arguments, as_theta, compositions, composition_probs, exact_dynamics,
-    expected_gradient, iterations_to, monte_carlo_gradient, outcome_probs, outcome_scores, p_all_negative,
+    ExactGradient,
+    Method,
+    accuracy,
+    as_theta,
+    composition_probs,
+    compositions,
+    exact_dynamics,
+    expected_gradient,
+    iterations_to,
+    monte_carlo_gradient,
+    outcome_probs,
+    outcome_scores,
+    p_all_negative,
     sampled_dynamics,
 )
 

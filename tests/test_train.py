@@ -6,14 +6,13 @@ import json
 
 import pytest
 import torch
+from conftest import assert_resume_is_exact, sgpo_cli, tiny_overrides
 
 from sgpo.judges import Verdict
 from sgpo.train.compare import default_target, steps_to
 from sgpo.train.config import ConfigError, load_config
 from sgpo.train.metrics import read_jsonl
 from sgpo.train.trainer import Trainer
-
-from conftest import assert_resume_is_exact, sgpo_cli, tiny_overrides
 
 METRICS = [
     "step", "accuracy/train", "reward/mean", "groups/all_negative_frac", "groups/all_positive_frac",

@@ -7,15 +7,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+import sgpo.train.trainer as trainer_module
 from sgpo.core import AGGREGATIONS, policy_loss
 from sgpo.models import arith_tokenizer
-from sgpo.sampling import Rollout, generate, token_logprobs
-from sgpo.sampling import layout
+from sgpo.sampling import Rollout, generate, layout, token_logprobs
 from sgpo.steps import split_steps
 from sgpo.train.batches import Batch
 from sgpo.train.config import load_config
 from sgpo.train.trainer import Trainer
-import sgpo.train.trainer as trainer_module
 
 G = 4
 # The tests wrap optimizer.step to see what it is given; torch warns about exactly that.

@@ -15,7 +15,7 @@ import torch
 
 from sgpo.core import METHODS, ShapingParams, known_rewards
 from sgpo.grading import GradingSettings, grade, in_scope
-from sgpo.integrations.trl import SGPOConfig, TRL_EPS
+from sgpo.integrations.trl import TRL_EPS, SGPOConfig
 from sgpo.judges.base import Verdict
 from sgpo.tasks.base import Problem
 

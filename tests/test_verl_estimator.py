@@ -12,8 +12,7 @@ from sgpo.core import ShapingParams
 from sgpo.grading import GradingSettings, grade
 from sgpo.integrations.verl.estimator import UNKNOWN_SCORE, group_rows, options_from_config, sgpo_verl_advantages
 from sgpo.integrations.verl.reward import compute_score
-from sgpo.tasks.arith import ArithRuleJudge
-from sgpo.tasks.arith import ArithTask
+from sgpo.tasks.arith import ArithRuleJudge, ArithTask
 from sgpo.tasks.base import Problem
 
 G = 4

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-
 import verl
+from hydra import compose, initialize_config_dir
+from test_verl_estimator import G, reward_fn_scores, scenario, verl_batch
 from verl import DataProto
 from verl.trainer.ppo.ray_trainer import compute_advantage
 from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
@@ -21,7 +21,6 @@ from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
 from sgpo.core import ShapingParams
 from sgpo.grading import GradingSettings, grade
 from sgpo.tasks.arith import ArithRuleJudge
-from test_verl_estimator import G, reward_fn_scores, scenario, verl_batch
 
 CONFIG_DIR = str(Path(verl.__file__).parent / "trainer" / "config")
 

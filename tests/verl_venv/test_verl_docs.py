@@ -5,9 +5,8 @@ import re
 import shlex
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
 import verl
+from hydra import compose, initialize_config_dir
 from verl.trainer.ppo.reward import get_custom_reward_fn
 
 from sgpo.integrations.verl.estimator import options_from_config

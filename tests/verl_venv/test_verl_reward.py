@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-
 import verl
+from hydra import compose, initialize_config_dir
+from test_verl_estimator import G, scenario, verl_batch
 from verl import DataProto
 from verl.experimental.reward_loop.reward_loop import RewardLoopWorker, migrate_legacy_reward_impl
 from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
@@ -21,9 +21,8 @@ from verl.trainer.ppo.ray_trainer import compute_advantage
 from sgpo.core import ShapingParams
 from sgpo.grading import GradingSettings, grade
 from sgpo.integrations.verl.estimator import UNKNOWN_SCORE
-from sgpo.tasks.arith import ArithRuleJudge
 from sgpo.models import arith_tokenizer
-from test_verl_estimator import G, scenario, verl_batch
+from sgpo.tasks.arith import ArithRuleJudge
 
 CONFIG_DIR = str(Path(verl.__file__).parent / "trainer" / "config")
 

@@ -6,7 +6,7 @@ table; the report, plots and summary.json are written under ``--out``.
 
 from __future__ import annotations
 
-from sgpo.train import curves
+from sgpo import curves
 from sgpo.train.compare import compare, default_config_path
 from sgpo.train.config import load_config
 

@@ -1,6 +1,6 @@
 """`sgpo train-judge [--data FILE ...] [--source policy|corrupted|mixed] [--out DIR]`: train a PRM step judge.
 
-What is trained, on what data, and how it is saved: :mod:`sgpo.judges.prm_training`.
+What is trained, on what data, and how it is saved: :mod:`sgpo.judge_training.prm`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from pathlib import Path
 import torch
 
 from sgpo.datafiles import write_jsonl
-from sgpo.judges.arith_data import warmed_policy
+from sgpo.judge_training.arith_data import warmed_policy
+from sgpo.judge_training.prm import SEPARATOR, build_model, file_data, generated_data, train_steps, tune_threshold
 from sgpo.judges.base import JudgeRequest
 from sgpo.judges.judge_eval import compute_metrics, evaluate, markdown_table
 from sgpo.judges.prm import JUDGE_META, PRMJudge
-from sgpo.judges.prm_training import SEPARATOR, build_model, file_data, generated_data, train_steps, tune_threshold
 
 
 def add_arguments(parser) -> None:

@@ -17,10 +17,10 @@ import statistics
 import time
 from pathlib import Path
 
+from sgpo import curves
 from sgpo.core import METHODS
 from sgpo.errors import ConfigError
 from sgpo.report import CURVES, plot_file_name, plot_methods
-from sgpo.train import curves
 from sgpo.train.config import Config
 
 

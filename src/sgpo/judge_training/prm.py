@@ -32,7 +32,7 @@ SEPARATOR = "<step>"
 def generated_data(source: str, n: int, seed: int, warmup_steps: int, samples: int, log,
                    noise_p: float = 0.1) -> dict[str, list[LabelledSolution]]:
     """Train / validation / test rows from the arithmetic task (``n`` training rows)."""
-    from sgpo.judges.arith_data import corrupted_rows, policy_rows
+    from sgpo.judge_training.arith_data import corrupted_rows, policy_rows
 
     sizes = {"train": n, "validation": max(50, n // 8), "test": max(100, n // 4)}
     out = {}
