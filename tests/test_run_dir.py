@@ -78,11 +78,11 @@ def test_zero_steps_does_nothing_cleanly(tmp_path):
 
 
 def test_internal_errors_are_not_disguised_as_bad_input(monkeypatch):
-    import sgpo.train.cli
+    import sgpo.cli.train
 
     def broken(args):
         raise FileNotFoundError("metrics.jsonl")  # a bug, not the user's file
 
-    monkeypatch.setattr(sgpo.train.cli, "run", broken)
+    monkeypatch.setattr(sgpo.cli.train, "run", broken)
     with pytest.raises(FileNotFoundError):
         main(["train"])

@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError) as e:
         # Bad input is the user's to fix: say what and where, without a traceback. Anything else
         # (a bare FileNotFoundError included) is a bug and keeps its traceback.
-        parser.exit(2, f"{parser.prog}: error: {e}\n")
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

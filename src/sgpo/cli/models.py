@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
+import sys
+
 from sgpo import packaged
-from sgpo.errors import MissingInputError
 
 
 def add_arguments(parser) -> None:
@@ -33,7 +34,10 @@ def run(args) -> int:
     try:
         existed = packaged.is_prepared(out or packaged.get(args.name).default_dir)
         path = packaged.prepare(args.name, out, force=args.force)
-    except (FileNotFoundError, FileExistsError, ImportError) as e:  # not installed, or a foreign directory in the way
-        raise MissingInputError(str(e)) from None
+    except (FileNotFoundError, FileExistsError, ImportError) as e:
+        # Not bad arguments but a machine that cannot provide the model (package not installed, a
+        # foreign directory in the way): the same one-line format, exit code 1.
+        print(f"sgpo models: error: {e}", file=sys.stderr)
+        return 1
     print(f"{path} ({'already prepared' if existed and not args.force else 'prepared'})")
     return 0
