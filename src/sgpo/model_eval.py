@@ -48,7 +48,7 @@ class EvalSettings:
     """How responses are sampled for evaluation (``sgpo eval``'s options)."""
 
     k: int = 4
-    """Responses per problem (1 when greedy)."""
+    """Responses per problem when sampling (greedy takes one: :attr:`responses_per_problem`)."""
     temperature: float = 0.6
     """Sampling temperature; 0 is greedy."""
     top_p: float = 0.95
@@ -64,7 +64,9 @@ class EvalSettings:
 
     def __post_init__(self):
         if self.k < 1 or self.batch_size < 1 or self.max_new_tokens < 1 or not 0 < self.top_p <= 1 or self.temperature < 0:
-            raise ConfigError("need --k >= 1, --batch-size >= 1, --max-new-tokens >= 1, 0 < --top-p <= 1, --temperature >= 0")
+            raise ConfigError("need k >= 1, batch_size >= 1, max_new_tokens >= 1, 0 < top_p <= 1, temperature >= 0 "
+                              f"(got k={self.k}, batch_size={self.batch_size}, max_new_tokens={self.max_new_tokens}, "
+                              f"top_p={self.top_p}, temperature={self.temperature})")
 
     @property
     def responses_per_problem(self) -> int:

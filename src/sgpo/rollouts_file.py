@@ -209,7 +209,7 @@ def _parse_verdict(value, where: str) -> Verdict | None:
         raise field_error(where, "verdict.first_error", f"must be an integer >= -1 (-1: no error found), got {k!r}")
     if k >= K:
         raise field_error(where, "verdict.first_error",
-                    f"is {k} but the verdict has n_steps={K}: it must name one of the steps (0..{K - 1}) or be -1")
+                          f"is {k} but the verdict has n_steps={K}: it must name one of the steps (0..{K - 1}) or be -1")
     if status not in STATUSES:
         raise field_error(where, "verdict.status", f"must be one of {', '.join(STATUSES)}, got {status!r}")
     return Verdict(k, K, status)
@@ -341,6 +341,6 @@ def _assemble_groups(out: RolloutsFile, by_group: dict[int, list[RolloutRecord]]
         out.groups.append(sorted(records, key=lambda r: r.sample))
 
 
-__all__ = [
-    "FORMAT", "VERSION", "RolloutRecord", "RolloutsError", "RolloutsFile", "check_header", "field_error", "is_int", "parse_record", "read_rollouts", "tokenizer_fingerprint",
-]
+# check_header, parse_record, field_error and is_int are the validators the writer and the offline
+# batches share; they are public to those modules, not part of the format's API.
+__all__ = ["FORMAT", "VERSION", "RolloutRecord", "RolloutsError", "RolloutsFile", "read_rollouts", "tokenizer_fingerprint"]

@@ -1,4 +1,5 @@
-"""Batched sampling with transformers ``generate``, and the log-probs the loss needs."""
+"""Batched sampling with transformers ``generate``, the log-probs the loss needs, and the batch layout
+(prompts left-padded, responses right-padded) that sampling, rollouts files and training share."""
 
 from __future__ import annotations
 

@@ -2,9 +2,11 @@
 
 Each command module has two functions: ``add_arguments(parser)`` declares its options and
 ``run(args) -> int`` parses nothing more and calls library functions; no library module imports
-argparse. Modules are imported only when their command runs, so ``sgpo --help`` stays fast. Bad
-input (:class:`~sgpo.errors.ConfigError`, :class:`~sgpo.errors.DataError`, or an argparse error)
-is one line on stderr, ``sgpo COMMAND: error: ...``, and exit code 2, for every command.
+argparse. Modules are imported only when their command runs, and import torch only in ``run``,
+so ``sgpo COMMAND --help`` stays fast. Bad input (:class:`~sgpo.errors.ConfigError`,
+:class:`~sgpo.errors.DataError`) is one line on stderr, ``sgpo COMMAND: error: ...``, and exit
+code 2, for every command; a bad argument is argparse's usage line and the same error line, also
+exit 2. (``sgpo models prepare`` exits 1 when the machine cannot provide the model.)
 """
 
 from __future__ import annotations
@@ -71,6 +73,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,10 +6,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from sgpo.analyze import analyze, summary_lines, table, text_table, write_report
-from sgpo.core import ShapingParams
 from sgpo.errors import ConfigError, DataError
-from sgpo.rollouts_file import read_rollouts
 from sgpo.train.config import AlgorithmConfig
 
 
@@ -26,6 +23,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from sgpo.analyze import analyze, summary_lines, table, text_table, write_report  # torch: not for `--help`
+    from sgpo.core import ShapingParams
+    from sgpo.rollouts_file import read_rollouts
+
     try:
         alg = AlgorithmConfig(scope=args.scope, mapping=args.mapping, beta=args.beta, gamma=args.gamma,
                               linear_scale=args.linear_scale, scale=args.scale)

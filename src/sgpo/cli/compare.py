@@ -6,8 +6,6 @@ table; the report, plots and summary.json are written under ``--out``.
 
 from __future__ import annotations
 
-from sgpo import curves
-from sgpo.train.compare import compare, default_config_path
 from sgpo.train.config import load_config
 
 
@@ -28,6 +26,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from sgpo import curves  # torch and transformers: not for `--help`
+    from sgpo.train.compare import compare, default_config_path
+
     cfg = load_config(args.config or default_config_path(), args.overrides)
     seeds = args.seeds or [cfg.train.seed]
     summary = compare(cfg, args.methods, seeds, args.out, args.target, args.metric)

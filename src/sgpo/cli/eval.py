@@ -11,12 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-from tqdm.auto import tqdm
-
 from sgpo.cli import positive_int
-from sgpo.model_eval import EvalSettings, evaluate_file, print_table, read_benchmarks
-from sgpo.models import load_policy
 from sgpo.tasks.verify import EXTRACTIONS, AnswerChecker
 
 
@@ -45,8 +40,15 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    settings = EvalSettings(args.k, args.temperature, args.top_p, args.max_new_tokens, args.batch_size,
-                            args.system_prompt, args.template)
+    # torch and transformers only when the command runs: `sgpo eval --help` stays instant.
+    import torch
+    from tqdm.auto import tqdm
+
+    from sgpo.model_eval import EvalSettings, evaluate_file, print_table, read_benchmarks
+    from sgpo.models import load_policy
+
+    settings = EvalSettings(k=args.k, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
+                            batch_size=args.batch_size, system_prompt=args.system_prompt, template=args.template)
     benchmarks = read_benchmarks(args.files, args.limit, args.problem_field, args.answer_field, args.id_field)
     for name, problems, fields in benchmarks:
         print(f"{name}: {len(problems)} problems; fields {fields}")

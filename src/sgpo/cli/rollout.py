@@ -6,8 +6,8 @@ Samples, verifies (and with ``--judge`` judges) responses into a rollouts file f
 
 from __future__ import annotations
 
+from sgpo.cli import positive_int
 from sgpo.train.config import load_config
-from sgpo.train.offline_rollouts import roll_out
 
 
 def add_arguments(parser) -> None:
@@ -15,16 +15,19 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="rollouts JSONL to write")
     parser.add_argument("--judge", action="store_true", help="judge the responses in algorithm.scope with the configured judge")
     parser.add_argument("--split", default="train", choices=["train", "validation", "test"], help="problems to roll out (default train)")
-    parser.add_argument("--problems", type=int, default=None,
+    parser.add_argument("--problems", type=positive_int, default=None,
                         help="number of problems (default: task.n_train for train, task.n_eval otherwise)")
-    parser.add_argument("--batch-prompts", type=int, default=None, help="problems per generate call (default rollout.prompts_per_step)")
+    parser.add_argument("--batch-prompts", type=positive_int, default=None, help="problems per generate call (default rollout.prompts_per_step)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rollout.group_size=8 model.path=models/smollm2")
 
 
 def run(args) -> int:
+    from sgpo.train.offline_rollouts import roll_out  # torch and transformers: not for `--help`
+
     cfg = load_config(args.config, args.overrides)
-    t = roll_out(cfg, args.out, args.split, args.problems, args.judge, args.batch_prompts, args.overwrite)
+    t = roll_out(cfg, args.out, args.split, args.problems, with_judge=args.judge, batch_prompts=args.batch_prompts,
+                 overwrite=args.overwrite)
     G = cfg.rollout.group_size
     n_groups = t["responses"] // G
     print(

@@ -7,10 +7,7 @@ The warmed-up policy goes to the warm-up cache (``warmup.cache_dir``), where ``t
 from __future__ import annotations
 
 from sgpo.errors import ConfigError
-from sgpo.models import save_policy
 from sgpo.train.config import load_config
-from sgpo.train.setup import pick_device
-from sgpo.train.sft import initial_policy
 
 
 def add_arguments(parser) -> None:
@@ -20,6 +17,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from sgpo.models import save_policy  # torch and transformers: not for `--help`
+    from sgpo.train.setup import pick_device
+    from sgpo.train.sft import initial_policy
+
     cfg = load_config(args.config, args.overrides)
     if cfg.warmup.steps == 0:
         raise ConfigError("warmup.steps is 0: nothing to train (set e.g. warmup.steps=400)")

@@ -52,7 +52,10 @@ def _mapping_params(items: list[str]) -> dict[str, float]:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--mapping-param wants KEY=VALUE, got {item!r}")
-        params[key.strip()] = float(value)
+        try:
+            params[key.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--mapping-param {item!r}: the value must be a number") from None
     return params
 
 

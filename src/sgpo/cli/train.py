@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sgpo.errors import ConfigError
 from sgpo.train.config import load_config
-from sgpo.train.trainer import resume, train
 
 
 def add_arguments(parser) -> None:
@@ -15,6 +14,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from sgpo.train.trainer import resume, train  # torch and transformers: not for `--help`
+
     if args.resume:
         if args.config or args.overrides:
             raise ConfigError("--resume continues a run with its saved config; drop --config and overrides")

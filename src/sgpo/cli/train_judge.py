@@ -10,14 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
+from sgpo.cli import positive_int
 from sgpo.datafiles import write_jsonl
-from sgpo.judge_training.arith_data import warmed_policy
-from sgpo.judge_training.prm import SEPARATOR, build_model, file_data, generated_data, train_steps, tune_threshold
 from sgpo.judges.base import JudgeRequest
-from sgpo.judges.judge_eval import compute_metrics, evaluate, markdown_table
-from sgpo.judges.prm import JUDGE_META, PRMJudge
 
 
 def add_arguments(parser) -> None:
@@ -26,18 +21,18 @@ def add_arguments(parser) -> None:
                              "Default: generate from the arithmetic task")
     parser.add_argument("--source", choices=("policy", "corrupted", "mixed"), default="policy",
                         help="generated data: warmed-up policy samples, corrupted references, or half each (default policy)")
-    parser.add_argument("--n-train", type=int, default=4000, help="generated training rows (default 4000)")
-    parser.add_argument("--samples", type=int, default=4, help="policy samples per problem (default 4)")
+    parser.add_argument("--n-train", type=positive_int, default=4000, help="generated training rows (default 4000)")
+    parser.add_argument("--samples", type=positive_int, default=4, help="policy samples per problem (default 4)")
     parser.add_argument("--warmup-steps", type=int, default=1000, help="supervised warm-up of the sampling policy (cached)")
     parser.add_argument("--noise-p", type=float, default=0.1, help="warm-up noise of the sampling policy (default 0.1)")
     parser.add_argument("--base-model", default="auto",
                         help="the causal LM to start from: a directory, a packaged name (smollm2), `policy` (the warmed-up "
                              "sampling policy), `tiny` (a fresh tiny Llama); auto: policy for generated policy data, else tiny")
-    parser.add_argument("--layers", type=int, default=2, help="tiny model layers (default 2)")
-    parser.add_argument("--d-model", type=int, default=128, help="tiny model width (default 128)")
-    parser.add_argument("--heads", type=int, default=4, help="tiny model attention heads (default 4)")
-    parser.add_argument("--steps", type=int, default=800, help="optimizer steps (default 800)")
-    parser.add_argument("--batch-size", type=int, default=32, help="solutions per step (default 32)")
+    parser.add_argument("--layers", type=positive_int, default=2, help="tiny model layers (default 2)")
+    parser.add_argument("--d-model", type=positive_int, default=128, help="tiny model width (default 128)")
+    parser.add_argument("--heads", type=positive_int, default=4, help="tiny model attention heads (default 4)")
+    parser.add_argument("--steps", type=positive_int, default=800, help="optimizer steps (default 800)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="solutions per step (default 32)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     parser.add_argument("--reference", choices=("auto", "yes", "no"), default="auto",
                         help="show the judge the reference solution (auto: if most training rows have one)")
@@ -47,6 +42,14 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # torch and transformers only when the command runs: `sgpo train-judge --help` stays instant.
+    import torch
+
+    from sgpo.judge_training.arith_data import warmed_policy
+    from sgpo.judge_training.prm import SEPARATOR, build_model, file_data, generated_data, train_steps, tune_threshold
+    from sgpo.judges.judge_eval import compute_metrics, evaluate, markdown_table
+    from sgpo.judges.prm import JUDGE_META, PRMJudge
+
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -5,15 +5,15 @@ Requests go out concurrently (bounded by a semaphore), each under a total deadli
 and connection errors are retried with exponential backoff and jitter; other failures are
 reported, never raised: every request ends as replies or as a failed :class:`Reply`.
 
-Why httpx and not the ``openai`` client: tried with openai 3.57 (2026-12), its ``AsyncOpenAI``
-cannot meet what the fault tests (tests/test_llm_judge.py, tests/test_faults.py) ask of a judge:
-it retries a timed-out request like any connection error (a judge server too slow once is
-usually too slow again, so timeouts fail fast here unless ``retry_timeouts``), its back-off
-schedule is fixed in the client rather than ``backoff_s``/``backoff_max_s``, attempts made inside
-it cannot be counted as ``judge/calls`` and ``judge/retries``, and it refuses to send a request
-without credentials, while local servers (vLLM, SGLang, ``transformers serve``) take none and
-must see no ``Authorization`` header. The loop below is the part of a client a judge needs; the
-dependency was dropped.
+Why httpx and not the ``openai`` client: tried with openai 3.57 (2026-12), ``AsyncOpenAI`` refuses
+to send a request without credentials (a ``TypeError`` before any I/O, with no key and with the
+``Authorization`` header omitted), while local servers (vLLM, SGLang, ``transformers serve``)
+take none and must see no such header (tests/test_llm_judge.py::test_http_model_discovery_and_no_key).
+Its own retries do not fit a judge either: it retries a timed-out request like any connection
+error (a judge too slow once is usually too slow again, so timeouts fail fast here unless
+``retry_timeouts``), on a back-off schedule fixed in the client, and its attempts cannot be
+counted as ``judge/calls`` and ``judge/retries``; with ``max_retries=0`` and the loop below it
+would be only a request builder over its own HTTP stack. The dependency was dropped.
 """
 
 from __future__ import annotations

@@ -228,3 +228,7 @@ def builtin_file(split: str) -> Path:
     if split not in SPLIT_SIZES:
         raise ValueError(f"unknown split {split!r}; choose one of: {', '.join(SPLIT_SIZES)}")
     return Path(str(resources.files("sgpo") / "data" / FILE.format(split=split)))
+
+
+if __name__ == "__main__":  # the old `python -m` entry point: say where it went, and fail
+    raise SystemExit("moved: run `sgpo data wordproblems ...` (see `sgpo data wordproblems --help`)")

@@ -108,7 +108,6 @@ class StoredBatches:
         return Batch(problems, rollout, outcomes, logp, [r.verdict for r in records])
 
 
-__all__ = ["Batch", "StoredBatches"]
 
 
 def check_compatible(rf: RolloutsFile, tokenizer, group_size: int, temperature: float) -> None:
@@ -165,3 +164,6 @@ def pack(
     for b, r in enumerate(records):
         logprobs[b, : len(r.logprobs)] = torch.tensor(r.logprobs, dtype=torch.float32)
     return rollout, logprobs
+
+
+__all__ = ["Batch", "StoredBatches", "check_compatible", "pack"]

@@ -34,10 +34,13 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def roll_out(cfg: Config, out: str | Path, split: str = "train", n_problems: int | None = None, judge: bool = False,
+def roll_out(cfg: Config, out: str | Path, split: str = "train", n_problems: int | None = None, with_judge: bool = False,
              batch_prompts: int | None = None, overwrite: bool = False, log=_stderr) -> dict:
-    """Sample ``cfg.rollout.group_size`` responses to each of ``n_problems`` problems of ``split``,
-    verify (and with ``judge``, judge) them, and write them to the rollouts file ``out``.
+    """Sample ``cfg.rollout.group_size`` responses to each of ``n_problems`` problems of ``split``
+    (None: ``task.n_train`` for train, ``task.n_eval`` otherwise), verify them (and with
+    ``with_judge``, judge those in ``algorithm.scope`` with the ``judge`` section's judge), and write
+    them to the rollouts file ``out``, ``batch_prompts`` problems per sampling call (None:
+    ``rollout.prompts_per_step``).
 
     Returns the totals (responses, correct, all_negative, all_positive, judged, failed, tokens,
     seconds) and, when judged, the judge's counters under ``judge_stats``.
@@ -46,12 +49,12 @@ def roll_out(cfg: Config, out: str | Path, split: str = "train", n_problems: int
         raise ConfigError(f"{out} exists; pass --overwrite to replace it")
     device = pick_device(cfg)
     task = make_task(cfg)
-    n = n_problems or (cfg.task.n_train if split == "train" else cfg.task.n_eval)
+    n = n_problems if n_problems is not None else (cfg.task.n_train if split == "train" else cfg.task.n_eval)
     try:
         problems = task.problems(split, n)
     except ValueError as e:  # e.g. more problems asked for than the task has: the user's to fix
-        raise ConfigError(f"--split {split} --problems {n}: {e}") from None
-    step_judge = build_judge(cfg.judge, task) if judge else None  # before the warm-up, so a bad judge fails fast
+        raise ConfigError(f"--split {split} --problems {n}: {e}") from None  # named as `sgpo rollout` takes them
+    step_judge = build_judge(cfg.judge, task) if with_judge else None  # before the warm-up, so a bad judge fails fast
     G, r = cfg.rollout.group_size, cfg.rollout
     torch.manual_seed(cfg.train.seed)  # as the trainer seeds before building its policy
     policy, tokenizer = initial_policy(cfg, device, log, lora=False)
@@ -70,11 +73,11 @@ def roll_out(cfg: Config, out: str | Path, split: str = "train", n_problems: int
         # The trainer's old log-probs are taken under the same autocast; offline ratios start at 1.
         "logprob_precision": "bf16" if bf16 else "float32", "prompt_width": prompt_width,
         "response_width": r.max_new_tokens,
-        "judge": cfg.judge.kind if judge else None, "judge_scope": cfg.algorithm.scope if judge else None,
+        "judge": cfg.judge.kind if with_judge else None, "judge_scope": cfg.algorithm.scope if with_judge else None,
         "step_mode": task.step_mode, "max_steps": cfg.judge.max_steps,
         "seed": cfg.train.seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    per_call = batch_prompts or r.prompts_per_step
+    per_call = batch_prompts if batch_prompts is not None else r.prompts_per_step
     reading = GradingSettings("sgpo", ShapingParams(scope=cfg.algorithm.scope), task.step_mode, cfg.judge.max_steps)
     totals = {"responses": 0, "correct": 0.0, "all_negative": 0, "all_positive": 0, "judged": 0, "failed": 0, "tokens": 0}
     bar = None

@@ -41,3 +41,7 @@ def write(path: str | Path, table: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Dataset.from_list(table).to_parquet(str(path))
     return path
+
+
+if __name__ == "__main__":  # the old `python -m` entry point: say where it went, and fail
+    raise SystemExit("moved: run `sgpo data verl ...` (see `sgpo data verl --help`)")
