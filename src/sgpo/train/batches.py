@@ -20,6 +20,22 @@ from sgpo.errors import ConfigError
 from sgpo.train.config import Config
 
 
+class PromptStream:
+    """An endless, seeded order over the training problems; its state is one integer."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.position = n, seed, 0
+
+    def take(self, k: int) -> list[int]:
+        out = []
+        for _ in range(k):
+            epoch, i = divmod(self.position, self.n)
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            out.append(int(torch.randperm(self.n, generator=g)[i]))
+            self.position += 1
+        return out
+
+
 @dataclass
 class Batch:
     """N groups of G responses, prompt-major (response i belongs to problem i // G)."""
@@ -108,7 +124,7 @@ class StoredBatches:
         return Batch(problems, rollout, outcomes, logp, [r.verdict for r in records])
 
 
-__all__ = ["Batch", "StoredBatches"]
+__all__ = ["Batch", "PromptStream", "StoredBatches"]
 
 
 def check_compatible(rf: RolloutsFile, tokenizer, group_size: int, temperature: float) -> None:
