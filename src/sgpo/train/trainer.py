@@ -83,7 +83,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: min(1.0, (s + 1) / (warm + 1)))
         self.stream = PromptStream(len(self.offline) if self.offline else len(self.train_problems), cfg.train.seed)
         self.step_idx = 0
-        self.judge_calls = 0
+        self.judge_calls, self.sample_seconds = 0, 0.0
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self._resume()
@@ -233,7 +233,7 @@ class Trainer:
         metrics = {
             "step": self.step_idx, **grading_stats(outcomes, shaped), "groups/kept_frac": keep.float().mean().item(),
             "sgpo/judge_calls_total": self.judge_calls, **update, "lr": self.scheduler.get_last_lr()[0],
-            "time/generate": t_generate, "time/judge": t_judge, "time/train": t_train, "time/step": t_step,
+            "time/generate": t_generate, "time/sample": self.sample_seconds, "time/judge": t_judge, "time/train": t_train, "time/step": t_step,
             "tokens_per_s": n_tokens / t_step, "response/truncated_frac": truncated.float().mean().item(),
             "response_tokens/mean": n_tokens / len(rollout.texts),
         }
@@ -257,9 +257,11 @@ class Trainer:
         problems = [self.train_problems[i] for i in self.stream.take(n_prompts)]
         self.policy.eval()
         r = self.cfg.rollout
+        t0 = time.perf_counter()
         with sampling_precision(self.cfg, self.policy, self.device):
             rollout = generate(self.policy, self.tokenizer, [self.prompt(p.question) for p in problems], n=G,
                                temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, sampler=r.sampler)
+        self.sample_seconds = time.perf_counter() - t0  # time/generate without the answer checks
         outcomes = torch.tensor([self.task.verify(text, problems[i // G]) for i, text in enumerate(rollout.texts)]).view(-1, G)
         return Batch(problems, rollout, outcomes)
 
