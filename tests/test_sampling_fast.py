@@ -186,3 +186,24 @@ def test_policy_loss_token_weights_scale_each_tokens_loss():
                                torch.exp(logp - old).clamp(0.8, 1.2) * adv[:, None])
     torch.testing.assert_close(weighted, (per_token * w).mean())
     torch.testing.assert_close(plain.loss, per_token.mean())
+
+
+def test_packed_bf16_weights_sample_what_the_plain_bf16_step_samples():
+    """Under bf16 autocast the decode step's linear layers go through oneDNN-packed weights: the same
+    tokens and log-probs as the modules' own bf16 matmuls, and close to a bf16 full forward."""
+    tok = arith_tokenizer()
+    model = MODELS["qwen2"](tok)  # with biases
+    from sgpo.decode import _can_pack, sample_tokens
+
+    enc = tok(PROMPTS, return_tensors="pt", padding=True, add_special_tokens=False)
+    runs = {}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        if not _can_pack(model):
+            pytest.skip("this torch build has no oneDNN packed linear")
+        for pack in (True, False):
+            torch.manual_seed(2)
+            runs[pack] = sample_tokens(model, enc["input_ids"], enc["attention_mask"], 10, [tok.eos_token_id],
+                                       tok.pad_token_id, temperature=1.0, pack=pack)
+    (ids_p, mask_p, logp_p, _), (ids_u, _, logp_u, _) = runs[True], runs[False]
+    assert torch.equal(ids_p, ids_u)
+    torch.testing.assert_close(logp_p, logp_u, rtol=0, atol=1e-3)

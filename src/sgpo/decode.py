@@ -5,7 +5,10 @@ spends most of each decode step outside the matmuls: building 4-D masks, concate
 dynamic KV cache, running logits processors and SDPA's flash kernel, which is slow for one
 query per sequence. This loop calls the model's own modules (so LoRA adapters and any weight
 dtype work unchanged) but writes keys and values into a cache allocated once, attends with two
-batched matmuls over the filled part only, and stops when every sequence has stopped.
+batched matmuls, and stops when every sequence has stopped. Under bf16 on CPU the decode step's
+plain ``nn.Linear`` layers use weights packed once per call for oneDNN (the kernel inductor uses):
+for a few rows per matmul that reads the weights at about 1.5x the rate of ``F.linear``, with the
+same results.
 
 Only architectures whose layers are the Llama pattern (``llama``, ``qwen2``) are handled;
 :func:`supports` says whether a model is one, and the caller falls back to ``generate`` if not.
@@ -35,6 +38,16 @@ def supports(model) -> bool:
     )
 
 
+def _can_pack(model) -> bool:
+    """Whether this torch has oneDNN's packed linear and the model is on CPU with bf16 compute."""
+    ops = getattr(torch.ops, "mkldnn", None)
+    if ops is None or not hasattr(ops, "_reorder_linear_weight") or not torch.backends.mkldnn.is_available():
+        return False
+    p = next(model.parameters())
+    bf16 = p.dtype == torch.bfloat16 or (torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+    return p.device.type == "cpu" and bf16
+
+
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotary embedding. x: [B, H, S, D]; cos, sin: [B, 1, S, D]."""
     half = x.shape[-1] // 2
@@ -61,7 +74,7 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tenso
 class _Decoder:
     """One model's forward over new tokens, reading and extending a static KV cache."""
 
-    def __init__(self, model, batch: int, max_len: int):
+    def __init__(self, model, batch: int, max_len: int, pack: bool = True):
         m = inner_model(model)
         self.body, self.head = m.model, m.lm_head
         cfg = m.config
@@ -75,6 +88,22 @@ class _Decoder:
         self.cos, self.sin = cos[0], sin[0]
         self.cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self.batch, self.max_len = batch, max_len
+        # Packed for ``batch`` rows (a decode step); LoRA-wrapped layers are not nn.Linear and stay as they are.
+        self.packed: dict[torch.nn.Module, torch.Tensor] = {}
+        if pack and _can_pack(m):
+            for module in m.modules():
+                if type(module) is torch.nn.Linear:
+                    w = module.weight.detach().to(torch.bfloat16)
+                    self.packed[module] = torch.ops.mkldnn._reorder_linear_weight(w, batch)
+
+    def _linear(self, module, x: torch.Tensor) -> torch.Tensor:
+        """module(x), through its packed weight in a decode step. x: [B, S, in] -> [B, S, out]."""
+        packed = self.packed.get(module)
+        if packed is None or x.shape[0] * x.shape[1] != self.batch:
+            return module(x)
+        bias = None if module.bias is None else module.bias.detach().to(torch.bfloat16)
+        flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
+        return torch.ops.mkldnn._linear_pointwise(flat, packed, bias, "none", [], "").view(*x.shape[:-1], -1)
 
     def _alloc(self, like: torch.Tensor) -> None:
         shape = (self.batch, self.Hkv, self.max_len, self.D)
@@ -92,9 +121,9 @@ class _Decoder:
         for i, layer in enumerate(self.body.layers):
             a = layer.self_attn
             x = layer.input_layernorm(h)
-            q = a.q_proj(x).view(B, S, self.H, self.D).transpose(1, 2)
-            k = a.k_proj(x).view(B, S, self.Hkv, self.D).transpose(1, 2)
-            v = a.v_proj(x).view(B, S, self.Hkv, self.D).transpose(1, 2)
+            q = self._linear(a.q_proj, x).view(B, S, self.H, self.D).transpose(1, 2)
+            k = self._linear(a.k_proj, x).view(B, S, self.Hkv, self.D).transpose(1, 2)
+            v = self._linear(a.v_proj, x).view(B, S, self.Hkv, self.D).transpose(1, 2)
             q, k = _rotate(q, cos.to(q.dtype), sin.to(q.dtype)), _rotate(k, cos.to(k.dtype), sin.to(k.dtype))
             if self.cache is None:
                 self._alloc(k)
@@ -104,9 +133,10 @@ class _Decoder:
             # The whole cache, its unfilled slots masked by ``bias``: a slice would be strided
             # in the batch dimensions, and matmul would copy it every step.
             o = _attend(q, kc, vc, bias, self.scale)
-            h = h + a.o_proj(o.transpose(1, 2).reshape(B, S, self.H * self.D))
-            h = h + layer.mlp(layer.post_attention_layernorm(h))
-        return self.head(self.body.norm(h[:, -1:]))[:, -1].float()
+            h = h + self._linear(a.o_proj, o.transpose(1, 2).reshape(B, S, self.H * self.D))
+            x, mlp = layer.post_attention_layernorm(h), layer.mlp  # the Llama / Qwen2 MLP, spelled out
+            h = h + self._linear(mlp.down_proj, mlp.act_fn(self._linear(mlp.gate_proj, x)) * self._linear(mlp.up_proj, x))
+        return self._linear(self.head, self.body.norm(h[:, -1:]))[:, -1].float()
 
 
 def _choose(logits: torch.Tensor, temperature: float, top_p: float, greedy: bool):
@@ -134,13 +164,14 @@ def _choose(logits: torch.Tensor, temperature: float, top_p: float, greedy: bool
 @torch.no_grad()
 def sample_tokens(
     model, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, eos: list[int], pad_id: int,
-    temperature: float = 1.0, top_p: float = 1.0, greedy: bool = False,
+    temperature: float = 1.0, top_p: float = 1.0, greedy: bool = False, pack: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sample continuations of left-padded prompts, stopping when every row has emitted a stop id.
 
     Args:
         ids, mask: [B, P] prompt tokens and attention mask (left padding).
         eos: the ids that end a response.
+        pack: use oneDNN-packed weights in the decode steps where they apply (CPU, bf16).
 
     Returns:
         response: [B, T] tokens (T <= max_new_tokens: the longest response), pad after the stop id;
@@ -150,7 +181,7 @@ def sample_tokens(
     Sampling draws from torch's global RNG (one uniform per row per step).
     """
     B, P = ids.shape
-    dec = _Decoder(model, B, P + max_new_tokens)
+    dec = _Decoder(model, B, P + max_new_tokens, pack)
     pos = (mask.cumsum(1) - 1).clamp(min=0)
     keys = torch.cat([mask, mask.new_ones(B, max_new_tokens)], dim=1).bool()  # [B, L]
     L = P + max_new_tokens
