@@ -3,6 +3,7 @@
     python benchmarks/throughput.py engines [--models tiny smollm2] [--rounds 2] [--steps 5]
     python benchmarks/throughput.py scaling [--model smollm2]      # step time against G, tokens, prompts
     python benchmarks/throughput.py learning [--seeds 0 1 2]       # curves with the speed-ups vs published
+    python benchmarks/throughput.py profile [--model smollm2]      # where sampling's time goes
     python benchmarks/throughput.py report                          # BENCHMARKS.md section + PNGs
 
 ``engines`` runs each engine in its own process on identical work (benchmarks/engines.py's set-up:
@@ -204,6 +205,52 @@ def learning(seeds: list[int], labels: list[str]) -> None:
                   f"{[m[res['metric']] for m in res['history'] if res['metric'] in m][-1]:.3f}", flush=True)
 
 
+def profile_cmd(model: str) -> None:
+    """Where one step's sampling goes (torch.profiler over ``generate(sampler="kv")``), and the weight
+    read rate the linear layers reach against the machine's read bandwidth."""
+    import torch
+    from torch.profiler import profile
+
+    from engines import config
+    from sgpo.sampling import generate
+    from sgpo.train.setup import autocast, make_task, prompt_for
+    from sgpo.train.sft import initial_policy
+
+    hw = machine()
+    cfg = config(model, "grpo")
+    torch.manual_seed(0)
+    policy, tok = initial_policy(cfg, torch.device("cpu"), log=lambda *a: None)
+    policy.eval()
+    task = make_task(cfg)
+    prompt = prompt_for(cfg, task, tok)
+    prompts = [prompt(p.question) for p in task.problems("train", 64)[: cfg.rollout.prompts_per_step]]
+    r = cfg.rollout
+
+    def sample():
+        with autocast(torch.device("cpu"), cfg.train.bf16):
+            return generate(policy, tok, prompts, n=r.group_size, temperature=r.temperature,
+                            max_new_tokens=r.max_new_tokens, sampler="kv")
+
+    sample()
+    t0 = time.perf_counter()
+    out = sample()
+    plain = time.perf_counter() - t0
+    with profile() as prof:
+        sample()
+    events = prof.key_averages()
+    linear_us = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm", "mkldnn::_linear_pointwise"))
+    total_us = sum(e.self_cpu_time_total for e in events)
+    steps = out.response_mask.shape[1]
+    geo = geometry(model, [])
+    weight_GBps = geo["params"] * 2 * steps / (linear_us / 1e6) / 1e9
+    res = {"machine": hw, "sample_s": plain, "decode_steps": steps, "profiled_total_s": total_us / 1e6,
+           "linear_s": linear_us / 1e6, "linear_weight_read_GBps": weight_GBps, "bound": sampling_bound(geo, hw),
+           "table": events.table(sort_by="self_cpu_time_total", row_limit=14)}
+    (RESULTS / f"profile_{model}.json").write_text(json.dumps(res, indent=1))
+    print(res["table"])
+    print({k: v for k, v in res.items() if k != "table"})
+
+
 def _engine_rows(model_res: dict) -> dict[str, dict]:
     """engine -> its best round's summary (least disturbed), with every round's s/step."""
     out = {}
@@ -292,6 +339,16 @@ def report() -> None:
         png = f"benchmarks/results/throughput_scaling_{sc['model']}.png"
         fig.savefig(ROOT / png, dpi=120)
         lines += ["", f"![scaling]({png})", ""]
+    for path in sorted(RESULTS.glob("profile_*.json")):
+        pr = json.loads(path.read_text())
+        m = path.stem.removeprefix("profile_")
+        lines += [f"### Where sampling's time goes ({m}, `python benchmarks/throughput.py profile --model {m}`)", "",
+                  f"One step's sampling took {pr['sample_s']:.2f} s ({pr['decode_steps']} decode steps) against a bound of "
+                  f"{pr['bound']['sample_s']:.2f} s (read {pr['machine']['read_GBps']:.0f} GB/s, bf16 "
+                  f"{pr['machine']['matmul_bf16_TFLOPs']:.2f} TFLOP/s, {pr['machine']['threads']} threads, same run). Under the "
+                  f"profiler the linear layers took {pr['linear_s']:.2f} s of {pr['profiled_total_s']:.2f} s: they read the "
+                  f"weights at {pr['linear_weight_read_GBps']:.1f} GB/s, {pr['machine']['read_GBps'] / pr['linear_weight_read_GBps']:.1f}x "
+                  "below what a plain read of memory reaches.", "", "```", pr["table"].rstrip(), "```", ""]
     lines += learning_report(plt)
     lines.append(END)
     bench = ROOT / "BENCHMARKS.md"
@@ -337,6 +394,22 @@ def learning_report(plt) -> list[str]:
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(ROOT / "benchmarks" / "results" / "throughput_learning.png", dpi=120)
+    out += ["", "| method | runs | seeds | area (mean of the 7 evaluations): mean [min, max] | final avg@8: mean [min, max] |",
+            "| --- | --- | --- | --- | --- |"]
+    for label in labels:
+        areas_by = {}
+        for name, paths in (("before (published)", sorted((old_dir / label).glob("seed_*.json"))),
+                            ("after (this code)", sorted((new_dir / label).glob("seed_*.json")))):
+            curves = [[m[r["metric"]] for m in r["history"] if r["metric"] in m] for r in map(lambda p: json.loads(p.read_text()), paths)]
+            areas, finals = [sum(c) / len(c) for c in curves], [c[-1] for c in curves]
+            areas_by[name] = areas
+            seeds = ", ".join(p.stem.removeprefix("seed_") for p in paths)
+            out.append(f"| {label} | {name} | {seeds} | {statistics.mean(areas):.4f} [{min(areas):.4f}, {max(areas):.4f}] | "
+                       f"{statistics.mean(finals):.3f} [{min(finals):.3f}, {max(finals):.3f}] |")
+        a, b = areas_by.values()
+        if len(a) > 1 and len(b) > 1:
+            t = (statistics.mean(b) - statistics.mean(a)) / (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
+            out.append(f"| {label} | after - before | | {statistics.mean(b) - statistics.mean(a):+.4f} (Welch t = {t:.2f}) | |")
     return out + ["", "![learning](benchmarks/results/throughput_learning.png)", ""]
 
 
@@ -350,6 +423,8 @@ def main() -> None:
     sp = sub.add_parser("scaling")
     sp.add_argument("--model", default="smollm2")
     sp.add_argument("--steps", type=int, default=3)
+    pp = sub.add_parser("profile")
+    pp.add_argument("--model", default="smollm2")
     sub.add_parser("report")
     lp = sub.add_parser("learning")
     lp.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -359,6 +434,8 @@ def main() -> None:
         engines_cmd(a.models, a.rounds, a.steps)
     elif a.cmd == "scaling":
         scaling_cmd(a.model, a.steps)
+    elif a.cmd == "profile":
+        profile_cmd(a.model)
     elif a.cmd == "learning":
         learning(a.seeds, a.labels)
     else:
