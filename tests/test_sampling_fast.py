@@ -204,6 +204,6 @@ def test_packed_bf16_weights_sample_what_the_plain_bf16_step_samples():
             torch.manual_seed(2)
             runs[pack] = sample_tokens(model, enc["input_ids"], enc["attention_mask"], 10, [tok.eos_token_id],
                                        tok.pad_token_id, temperature=1.0, pack=pack)
-    (ids_p, mask_p, logp_p, _), (ids_u, _, logp_u, _) = runs[True], runs[False]
+    (ids_p, _, logp_p, _), (ids_u, _, logp_u, _) = runs[True], runs[False]
     assert torch.equal(ids_p, ids_u)
     torch.testing.assert_close(logp_p, logp_u, rtol=0, atol=1e-3)

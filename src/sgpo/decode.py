@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 SUPPORTED = ("llama", "qwen2")
 _MASKED = -1e9  # additive score for padding keys: finite, so a fully padded query row gives no NaN
+GROW = 16  # cache slots added at a time
 
 
 def inner_model(model):
@@ -72,7 +73,7 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tenso
 
 
 class _Decoder:
-    """One model's forward over new tokens, reading and extending a static KV cache."""
+    """One model's forward over new tokens, reading and extending a preallocated KV cache."""
 
     def __init__(self, model, batch: int, max_len: int, pack: bool = True):
         m = inner_model(model)
@@ -105,9 +106,20 @@ class _Decoder:
         flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
         return torch.ops.mkldnn._linear_pointwise(flat, packed, bias, "none", [], "").view(*x.shape[:-1], -1)
 
-    def _alloc(self, like: torch.Tensor) -> None:
-        shape = (self.batch, self.Hkv, self.max_len, self.D)
-        self.cache = [(like.new_zeros(shape), like.new_zeros(shape)) for _ in self.body.layers]
+    def _fit(self, like: torch.Tensor, end: int) -> None:
+        """Make the cache hold at least ``end`` slots, growing it by ``GROW`` at a time: attention
+        reads every allocated slot, so allocating max_len at once would read empty ones for most
+        of the response (a copy now and then is cheaper)."""
+        size = 0 if self.cache is None else self.cache[0][0].shape[2]
+        if end <= size:
+            return
+        new = min(self.max_len, end + GROW)
+        shape = (self.batch, self.Hkv, new, self.D)
+        fresh = [(like.new_zeros(shape), like.new_zeros(shape)) for _ in self.body.layers]
+        for (k, v), (k_old, v_old) in zip(fresh, self.cache or []):
+            k[:, :, :size] = k_old
+            v[:, :, :size] = v_old
+        self.cache = fresh
 
     def __call__(self, ids: torch.Tensor, pos: torch.Tensor, start: int, bias: torch.Tensor) -> torch.Tensor:
         """Logits of the last position. ids, pos: [B, S] tokens at cache slots start..start+S-1 and
@@ -125,14 +137,14 @@ class _Decoder:
             k = self._linear(a.k_proj, x).view(B, S, self.Hkv, self.D).transpose(1, 2)
             v = self._linear(a.v_proj, x).view(B, S, self.Hkv, self.D).transpose(1, 2)
             q, k = _rotate(q, cos.to(q.dtype), sin.to(q.dtype)), _rotate(k, cos.to(k.dtype), sin.to(k.dtype))
-            if self.cache is None:
-                self._alloc(k)
+            if i == 0:
+                self._fit(k, end)
             kc, vc = self.cache[i]
             kc[:, :, start:end] = k
             vc[:, :, start:end] = v
             # The whole cache, its unfilled slots masked by ``bias``: a slice would be strided
             # in the batch dimensions, and matmul would copy it every step.
-            o = _attend(q, kc, vc, bias, self.scale)
+            o = _attend(q, kc, vc, bias[..., : kc.shape[2]], self.scale)
             h = h + self._linear(a.o_proj, o.transpose(1, 2).reshape(B, S, self.H * self.D))
             x, mlp = layer.post_attention_layernorm(h), layer.mlp  # the Llama / Qwen2 MLP, spelled out
             h = h + self._linear(mlp.down_proj, mlp.act_fn(self._linear(mlp.gate_proj, x)) * self._linear(mlp.up_proj, x))
