@@ -139,12 +139,15 @@ def summary(res: dict) -> dict:
     return out
 
 
-def engines_cmd(models: list[str], rounds: int, steps: int) -> None:
-    hw = machine()
-    print(f"machine: {hw}", flush=True)
-    results = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": hw, "steps": steps,
-               "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "load_before": os.getloadavg(), "models": {}}
+def engines_cmd(models: list[str], rounds: int, steps: int, out_name: str = "engines.json") -> None:
+    """Each model's rounds, with the machine measured before and after; merged into ``out_name`` by model."""
+    out = RESULTS / out_name
+    results = json.loads(out.read_text()) if out.exists() else {"models": {}}
     for model in models:
+        hw = machine()
+        print(f"machine: {hw}", flush=True)
+        entry = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": hw, "steps": steps,
+                 "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "load_before": os.getloadavg()}
         geo = geometry(model, [])
         runs = []
         # Engines take turns, so a load that comes and goes falls on both.
@@ -155,12 +158,11 @@ def engines_cmd(models: list[str], rounds: int, steps: int) -> None:
                 runs.append(res)
                 print(f"{model:8} {engine:12} round {r}: {json.dumps({k: round(v, 3) for k, v in res['summary'].items()})}",
                       flush=True)
-        results["models"][model] = {"geometry": geo, "bound": sampling_bound(geo, hw), "runs": runs}
-    results["machine_after"] = machine()
-    results["load_after"] = os.getloadavg()
-    out = RESULTS / "engines.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
+        entry.update(geometry=geo, bound=sampling_bound(geo, hw), runs=runs, machine_after=machine(),
+                     load_after=os.getloadavg())
+        results["models"][model] = entry
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1))
     print(f"wrote {out}")
 
 
@@ -265,28 +267,29 @@ def report() -> None:
     from sgpo.report import plt
 
     eng = json.loads((RESULTS / "engines.json").read_text())
-    hw = eng["machine"]
     lines = [BEGIN, "## Throughput against GRPOTrainer and against the machine (issue 13)", "",
              "```bash", "python benchmarks/throughput.py engines --models tiny smollm2 --rounds 2 --steps 5",
              "python benchmarks/throughput.py scaling --model smollm2 --steps 3",
+             "python benchmarks/throughput.py profile --model smollm2",
              "python benchmarks/throughput.py learning --seeds 0 1 2", "python benchmarks/throughput.py report",
              "```", "",
-             f"Measured {eng['date']} on the project's 2-core CPU machine, **shared** with one long benchmark "
-             f"(1 core) and other sessions' test runs (load average {eng['load_before'][0]:.1f} before, "
-             f"{eng['load_after'][0]:.1f} after), torch threads {hw['threads']}. Same run: memory read "
-             f"{hw['read_GBps']:.0f} GB/s, bf16 matmul {hw['matmul_bf16_TFLOPs']:.2f} TFLOP/s, fp32 "
-             f"{hw['matmul_fp32_TFLOPs']:.2f} TFLOP/s (after the engines: {eng['machine_after']['read_GBps']:.0f} GB/s, "
-             f"{eng['machine_after']['matmul_bf16_TFLOPs']:.2f} TFLOP/s). Both engines run GRPO on identical work "
-             "(benchmarks/engines.py), in their own processes, taking turns; per run the median over steps "
-             f"2..{eng['steps']}; an engine's row is its best round. sample = sampling alone; judge = answer "
-             "checks + judge; train = the rest (log-prob and training passes, optimizer).", ""]
+             "The project's 2-core CPU machine (torch 2.13.0+cpu, trl 1.16.0), **shared** while measuring with one "
+             "long benchmark (1 core) and other sessions' test runs. Both engines run GRPO on identical work "
+             "(benchmarks/engines.py), each in its own process, taking turns; per run the median over steps 2..5; an "
+             "engine's row is its best round. sample = sampling alone; judge = answer checks + judge; train = the rest "
+             "(log-prob and training passes, optimizer). Bandwidth and matmul rates are measured in the same run, "
+             "just before the engines.", ""]
     fig, axes = plt.subplots(1, len(eng["models"]), figsize=(5.2 * len(eng["models"]), 3.6), squeeze=False)
     for ax, (model, res) in zip(axes[0], eng["models"].items()):
         rows, b, g = _engine_rows(res), res["bound"], res["geometry"]
         native, trl = rows["native-grpo"], rows["trl-grpo"]
         per_round = [t / n for n, t in zip(native["rounds"], trl["rounds"])]
-        lines += [f"### {model}: {g['batch'] // 4} prompts x 4, "
-                  f"{g['new_tokens']} new tokens, {g['params'] / 1e6:.1f} M parameters", "",
+        hw, hw2 = res["machine"], res["machine_after"]
+        lines += [f"### {model}: {g['batch'] // 4} prompts x 4, {g['new_tokens']} new tokens, {g['params'] / 1e6:.1f} M parameters",
+                  "", f"Measured {res['date']}, torch threads {hw['threads']}, load average {res['load_before'][0]:.1f} before and "
+                  f"{res['load_after'][0]:.1f} after; memory read {hw['read_GBps']:.0f} GB/s, bf16 matmul "
+                  f"{hw['matmul_bf16_TFLOPs']:.2f} TFLOP/s, fp32 {hw['matmul_fp32_TFLOPs']:.2f} TFLOP/s (after the engines: "
+                  f"{hw2['read_GBps']:.0f} GB/s, {hw2['matmul_bf16_TFLOPs']:.2f} TFLOP/s).", "",
                   "| engine | s / step (best) | all rounds | sample s | judge s | train s | tokens / s | peak RSS |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for engine, r in rows.items():
@@ -420,6 +423,7 @@ def main() -> None:
     ep.add_argument("--models", nargs="+", default=["tiny", "smollm2"])
     ep.add_argument("--rounds", type=int, default=2)
     ep.add_argument("--steps", type=int, default=5)
+    ep.add_argument("--out", default="engines.json", help="results file under benchmarks/results/throughput/")
     sp = sub.add_parser("scaling")
     sp.add_argument("--model", default="smollm2")
     sp.add_argument("--steps", type=int, default=3)
@@ -431,7 +435,7 @@ def main() -> None:
     lp.add_argument("--labels", nargs="+", default=["sgpo", "grpo"])
     a = p.parse_args()
     if a.cmd == "engines":
-        engines_cmd(a.models, a.rounds, a.steps)
+        engines_cmd(a.models, a.rounds, a.steps, a.out)
     elif a.cmd == "scaling":
         scaling_cmd(a.model, a.steps)
     elif a.cmd == "profile":

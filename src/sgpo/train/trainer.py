@@ -31,6 +31,7 @@ from sgpo.grading import Graded, GradingSettings, grade, grading_stats
 from sgpo.judges.config import build_judge
 from sgpo.judges.stats import collect_stats
 from sgpo.sampling import Rollout, generate, stop_ids, token_logprobs, token_logprobs_chunked, truncated_rows
+from sgpo.decode import inner_model
 from sgpo.train.evaluation import evaluate, is_ratio_stats, sample_records, sampling_precision
 from sgpo.rollouts_file import RolloutsError
 from sgpo.train.batches import Batch, PromptStream, StoredBatches
@@ -76,6 +77,10 @@ class Trainer:
         if cfg.algorithm.beta_kl > 0:
             self.ref, _ = initial_policy(cfg, self.device, log, lora=False)  # with LoRA: the base alone
             self.ref.eval().requires_grad_(False)
+        attn = {"auto": "eager" if self.device.type == "cpu" else None}.get(cfg.model.attn_implementation, cfg.model.attn_implementation)
+        for model in [self.policy, self.ref] if attn else []:
+            if model is not None and hasattr(inner_model(model), "set_attn_implementation"):
+                inner_model(model).set_attn_implementation(attn)
         # Only trainable parameters: with LoRA the frozen base gets no optimizer state (nor weight decay).
         self.trainable = [p for p in self.policy.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.trainable, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
@@ -156,11 +161,9 @@ class Trainer:
     def train(self) -> list[dict]:
         """Run the remaining steps; evaluate and checkpoint on schedule. Returns this call's metrics."""
         cfg = self.cfg.train
-        history = []
-        bar = None
+        history, bar = [], None
         if cfg.progress:
             from tqdm.auto import tqdm
-
             bar = tqdm(total=cfg.steps, initial=self.step_idx, desc=self.method, dynamic_ncols=True)
         try:
             if self.step_idx == 0:
@@ -196,9 +199,7 @@ class Trainer:
     def step(self) -> dict:
         cfg, G = self.cfg, self.cfg.rollout.group_size
         t_start = time.perf_counter()
-        n_prompts = cfg.rollout.prompts_per_step
-        if self.method == "dapo":
-            n_prompts += cfg.algorithm.dapo_resample_rounds * cfg.rollout.prompts_per_step
+        n_prompts = cfg.rollout.prompts_per_step * (1 + (cfg.algorithm.dapo_resample_rounds if self.method == "dapo" else 0))
         t0 = time.perf_counter()
         checks_before = self._verify_counts()
         batch = self._next_batch(n_prompts)
