@@ -58,7 +58,10 @@ def config(model: str, method: str, extra: list[str] = ()):
     from sgpo.train.compare import default_config_path
     from sgpo.train.config import load_config
 
+    # The native trainer evaluates before the first step and after the last whatever eval_every says:
+    # one problem, one sample, so that is not minutes of SmolLM2 sampling outside the timed steps.
     return load_config(default_config_path(), [*WORK[model], f"algorithm.method={method}", "train.eval_every=0",
+                                               "task.n_eval=1", "train.eval_k=1",
                                                "train.progress=false", "train.save_every=0", *extra])
 
 

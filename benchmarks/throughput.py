@@ -1,7 +1,7 @@
 """Throughput of an RL step: the native trainer against TRL's GRPOTrainer, and against the machine.
 
     python benchmarks/throughput.py engines [--models tiny smollm2] [--rounds 2] [--steps 5]
-    python benchmarks/throughput.py scaling [--model smollm2]      # step time against G, tokens, prompts
+    python benchmarks/throughput.py scaling [--model tiny]         # step time against G, tokens, prompts
     python benchmarks/throughput.py learning [--seeds 0 1 2]       # curves with the speed-ups vs published
     python benchmarks/throughput.py profile [--model smollm2]      # where sampling's time goes
     python benchmarks/throughput.py report                          # BENCHMARKS.md section + PNGs
@@ -37,13 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 ENGINES = ("native-grpo", "trl-grpo")
 BEGIN, END = "<!-- throughput.py:begin -->", "<!-- throughput.py:end -->"
-#: (varied key, values, fixed overrides) of the scaling sweep around 2 prompts x G=4 x 128 tokens.
-SWEEP = {
-    "rollout.group_size": [2, 4, 8],
-    "rollout.max_new_tokens": [32, 64, 128],
-    "rollout.prompts_per_step": [1, 2, 4],
+#: model -> (the work the sweep varies around, the values each key takes in turn).
+SWEEPS = {
+    "smollm2": ({"rollout.group_size": 4, "rollout.max_new_tokens": 128, "rollout.prompts_per_step": 2},
+                {"rollout.group_size": [2, 4, 8], "rollout.max_new_tokens": [32, 64, 128], "rollout.prompts_per_step": [1, 2, 4]}),
+    "tiny": ({"rollout.group_size": 4, "rollout.max_new_tokens": 48, "rollout.prompts_per_step": 128},
+             {"rollout.group_size": [2, 4, 8], "rollout.max_new_tokens": [16, 32, 48], "rollout.prompts_per_step": [32, 64, 128]}),
 }
-BASE = {"rollout.group_size": 4, "rollout.max_new_tokens": 128, "rollout.prompts_per_step": 2}
 
 
 def best_of(f, n: int) -> float:
@@ -169,9 +169,10 @@ def engines_cmd(models: list[str], rounds: int, steps: int, out_name: str = "eng
 def scaling_cmd(model: str, steps: int) -> None:
     hw = machine()
     points = []
-    for key, values in SWEEP.items():
+    base, sweep = SWEEPS[model]
+    for key, values in sweep.items():
         for v in values:
-            setting = {**BASE, key: v}
+            setting = {**base, key: v}
             extra = [f"{k}={x}" for k, x in setting.items()]
             extra.append(f"optim.mini_batch_size={setting['rollout.group_size'] * setting['rollout.prompts_per_step']}")
             prior = next((p for p in points if p["setting"] == setting), None)
@@ -268,8 +269,9 @@ def report() -> None:
 
     eng = json.loads((RESULTS / "engines.json").read_text())
     lines = [BEGIN, "## Throughput against GRPOTrainer and against the machine (issue 13)", "",
-             "```bash", "python benchmarks/throughput.py engines --models tiny smollm2 --rounds 2 --steps 5",
-             "python benchmarks/throughput.py scaling --model smollm2 --steps 3",
+             "```bash", "python benchmarks/throughput.py engines --models tiny --rounds 2 --steps 5",
+             "python benchmarks/throughput.py engines --models smollm2 --rounds 1 --steps 4",
+             "python benchmarks/throughput.py scaling --model tiny --steps 3",
              "python benchmarks/throughput.py profile --model smollm2",
              "python benchmarks/throughput.py learning --seeds 0 1 2", "python benchmarks/throughput.py report",
              "```", "",
@@ -300,6 +302,12 @@ def report() -> None:
                   f"Sampling bound ({b['bound_by']}-bound decode step {b['decode_step_s'] * 1e3:.1f} ms x {g['new_tokens']} "
                   f"+ prefill {b['prefill_s']:.3f} s, prompt width ~{g['prompt_width']:.0f}): **{b['sample_s']:.2f} s**; "
                   f"native sampling {native['sample']:.2f} s = **{native['sample'] / b['sample_s']:.1f}x** the bound."]
+        best_hw = {k: max(e[m][k] for e in eng["models"].values() for m in ("machine", "machine_after"))
+                   for k in ("read_GBps", "matmul_bf16_TFLOPs")}
+        b_best = sampling_bound(g, best_hw)
+        lines.append(f"Against the best rates measured in any run of this file ({best_hw['read_GBps']:.0f} GB/s, "
+                     f"{best_hw['matmul_bf16_TFLOPs']:.2f} TFLOP/s): bound {b_best['sample_s']:.2f} s, native sampling "
+                     f"{native['sample'] / b_best['sample_s']:.1f}x the bound.")
         if "sampling/is_ratio_mean" in native:
             lines.append(f"Sampling correction: importance ratios exp(logp_train - logp_sample) mean "
                          f"{native['sampling/is_ratio_mean']:.4f}, min {native['sampling/is_ratio_min']:.3f}, "
@@ -320,11 +328,14 @@ def report() -> None:
     lines += ["![step split](benchmarks/results/throughput_engines.png)", ""]
     for path in sorted(RESULTS.glob("scaling_*.json")):
         sc = json.loads(path.read_text())
-        lines += [f"### How a native step grows ({sc['model']}, GRPO, {sc['date']}, around 2 prompts x G=4 x 128 tokens)", "",
+        base, sweep = SWEEPS[sc["model"]]
+        around = " x ".join(str(base[k]) for k in ("rollout.prompts_per_step", "rollout.group_size", "rollout.max_new_tokens"))
+        lines += [f"### How a native step grows ({sc['model']}, GRPO, {sc['date']}, around prompts x G x tokens = {around}, "
+                  f"{sc['machine']['threads']} thread(s))", "",
                   "| varied | value | s / step | sample s | train s | tokens / s | sampling bound s | sample / bound |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        fig, axes = plt.subplots(1, len(SWEEP), figsize=(12, 3.4))
-        for ax, key in zip(axes, SWEEP):
+        fig, axes = plt.subplots(1, len(sweep), figsize=(12, 3.4))
+        for ax, key in zip(axes, sweep):
             pts = [p for p in sc["points"] if p["varied"] == key]
             xs = [p["setting"][key] for p in pts]
             for p, x in zip(pts, xs):
@@ -369,7 +380,7 @@ def report() -> None:
 def learning_report(plt) -> list[str]:
     """Held-out avg@8 per evaluation: the published runs (before the speed-ups) against this code's."""
     new_dir, old_dir = RESULTS / "learning", ROOT / "benchmarks" / "results" / "learning" / "arith"
-    labels = sorted(p.name for p in new_dir.iterdir()) if new_dir.exists() else []
+    labels = sorted(p.name for p in new_dir.iterdir() if any(p.glob("seed_*.json"))) if new_dir.exists() else []
     if not labels:
         return []
     out = ["### Learning with and without the speed-ups (configs/arith.yaml, full 60 steps)", "",
@@ -401,15 +412,20 @@ def learning_report(plt) -> list[str]:
             "| --- | --- | --- | --- | --- |"]
     for label in labels:
         areas_by = {}
-        for name, paths in (("before (published)", sorted((old_dir / label).glob("seed_*.json"))),
-                            ("after (this code)", sorted((new_dir / label).glob("seed_*.json")))):
+        variants = [("before (published)", old_dir), ("after (this code)", new_dir)]
+        if (RESULTS / "learning_sdpa" / label).exists():
+            variants.append(("after, SDPA attention in training", RESULTS / "learning_sdpa"))
+        for name, where in variants:
+            paths = sorted((where / label).glob("seed_*.json"))
+            if not paths:
+                continue
             curves = [[m[r["metric"]] for m in r["history"] if r["metric"] in m] for r in map(lambda p: json.loads(p.read_text()), paths)]
             areas, finals = [sum(c) / len(c) for c in curves], [c[-1] for c in curves]
             areas_by[name] = areas
             seeds = ", ".join(p.stem.removeprefix("seed_") for p in paths)
             out.append(f"| {label} | {name} | {seeds} | {statistics.mean(areas):.4f} [{min(areas):.4f}, {max(areas):.4f}] | "
                        f"{statistics.mean(finals):.3f} [{min(finals):.3f}, {max(finals):.3f}] |")
-        a, b = areas_by.values()
+        a, b = areas_by.get("before (published)", []), areas_by.get("after (this code)", [])
         if len(a) > 1 and len(b) > 1:
             t = (statistics.mean(b) - statistics.mean(a)) / (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
             out.append(f"| {label} | after - before | | {statistics.mean(b) - statistics.mean(a):+.4f} (Welch t = {t:.2f}) | |")
@@ -425,7 +441,7 @@ def main() -> None:
     ep.add_argument("--steps", type=int, default=5)
     ep.add_argument("--out", default="engines.json", help="results file under benchmarks/results/throughput/")
     sp = sub.add_parser("scaling")
-    sp.add_argument("--model", default="smollm2")
+    sp.add_argument("--model", default="tiny", choices=list(SWEEPS))
     sp.add_argument("--steps", type=int, default=3)
     pp = sub.add_parser("profile")
     pp.add_argument("--model", default="smollm2")
