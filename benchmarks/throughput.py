@@ -378,57 +378,63 @@ def report() -> None:
 
 
 def learning_report(plt) -> list[str]:
-    """Held-out avg@8 per evaluation: the published runs (before the speed-ups) against this code's."""
-    new_dir, old_dir = RESULTS / "learning", ROOT / "benchmarks" / "results" / "learning" / "arith"
-    labels = sorted(p.name for p in new_dir.iterdir() if any(p.glob("seed_*.json"))) if new_dir.exists() else []
+    """Held-out avg@8 per evaluation: the published runs (before the speed-ups) against this code's,
+    with eager attention in training (``learning/``) and, from an earlier commit, with SDPA (``learning_sdpa/``)."""
+    old_dir = ROOT / "benchmarks" / "results" / "learning" / "arith"
+    variants = [("before", old_dir), ("after", RESULTS / "learning"), ("after, SDPA training attn", RESULTS / "learning_sdpa")]
+    seeds_of = {}
+    for name, where in variants[1:]:
+        for p in where.glob("*/seed_*.json"):
+            seeds_of.setdefault(p.parent.name, set()).add(p.name)
+    labels = sorted(seeds_of)
     if not labels:
         return []
     out = ["### Learning with and without the speed-ups (configs/arith.yaml, full 60 steps)", "",
-           "Published runs (benchmarks/results/learning/arith, made before this change: `generate` in fp32, a "
-           "separate old-log-prob pass) against runs of this code (KV-cache sampler under bf16 autocast, single-pass "
-           "update, IS correction); held-out avg@8 at each evaluation, same seeds.", "",
+           "Published runs (benchmarks/results/learning/arith, made before this change: `generate` in fp32, SDPA "
+           "attention, a separate old-log-prob pass) against runs of this code (KV-cache sampler under bf16 autocast, "
+           "single-pass update, IS correction, eager attention in training); `after, SDPA training attn` are runs of "
+           "the commit before eager attention became the CPU default. Held-out avg@8 at each evaluation, same seeds; "
+           "wall seconds are on a machine loaded differently from run to run.", "",
            "| method | seed | run | " + " | ".join(f"step {s}" for s in range(0, 61, 10)) + " | wall s |",
            "| --- | --- | --- | " + " | ".join("---" for _ in range(0, 61, 10)) + " | --- |"]
     fig, axes = plt.subplots(1, len(labels), figsize=(5.2 * len(labels), 3.4), squeeze=False)
+    styles = {"before": ":", "after": "-", "after, SDPA training attn": "--"}
     for ax, label in zip(axes[0], labels):
-        for path in sorted((new_dir / label).glob("seed_*.json")):
-            new = json.loads(path.read_text())
-            old_path = old_dir / label / path.name
-            for name, res in (("before", json.loads(old_path.read_text()) if old_path.exists() else None), ("after", new)):
-                if res is None:
+        for seed_file in sorted(seeds_of[label]):
+            for name, where in variants:
+                path = where / label / seed_file
+                if not path.exists():
                     continue
+                res = json.loads(path.read_text())
                 curve = [(m["step"], m[res["metric"]]) for m in res["history"] if res["metric"] in m]
                 out.append(f"| {label} | {res['seed']} | {name} | " + " | ".join(f"{v:.3f}" for _, v in curve)
                            + f" | {res['wall_seconds']:.0f} |")
-                ax.plot(*zip(*curve), ls="-" if name == "after" else ":", color=f"C{res['seed']}",
-                        label=f"seed {res['seed']} {name}")
+                ax.plot(*zip(*curve), ls=styles[name], color=f"C{res['seed']}", label=f"seed {res['seed']} {name}")
         ax.set_title(label)
         ax.set_xlabel("step")
         ax.set_ylabel("eval/avg@8")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(ROOT / "benchmarks" / "results" / "throughput_learning.png", dpi=120)
     out += ["", "| method | runs | seeds | area (mean of the 7 evaluations): mean [min, max] | final avg@8: mean [min, max] |",
             "| --- | --- | --- | --- | --- |"]
     for label in labels:
         areas_by = {}
-        variants = [("before (published)", old_dir), ("after (this code)", new_dir)]
-        if (RESULTS / "learning_sdpa" / label).exists():
-            variants.append(("after, SDPA attention in training", RESULTS / "learning_sdpa"))
         for name, where in variants:
             paths = sorted((where / label).glob("seed_*.json"))
             if not paths:
                 continue
-            curves = [[m[r["metric"]] for m in r["history"] if r["metric"] in m] for r in map(lambda p: json.loads(p.read_text()), paths)]
+            curves = [[m[r["metric"]] for m in r["history"] if r["metric"] in m] for r in (json.loads(p.read_text()) for p in paths)]
             areas, finals = [sum(c) / len(c) for c in curves], [c[-1] for c in curves]
             areas_by[name] = areas
             seeds = ", ".join(p.stem.removeprefix("seed_") for p in paths)
             out.append(f"| {label} | {name} | {seeds} | {statistics.mean(areas):.4f} [{min(areas):.4f}, {max(areas):.4f}] | "
                        f"{statistics.mean(finals):.3f} [{min(finals):.3f}, {max(finals):.3f}] |")
-        a, b = areas_by.get("before (published)", []), areas_by.get("after (this code)", [])
-        if len(a) > 1 and len(b) > 1:
-            t = (statistics.mean(b) - statistics.mean(a)) / (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
-            out.append(f"| {label} | after - before | | {statistics.mean(b) - statistics.mean(a):+.4f} (Welch t = {t:.2f}) | |")
+        for name in variants[1:]:
+            a, b = areas_by.get("before", []), areas_by.get(name[0], [])
+            if len(a) > 1 and len(b) > 1:
+                t = (statistics.mean(b) - statistics.mean(a)) / (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
+                out.append(f"| {label} | {name[0]} - before | | {statistics.mean(b) - statistics.mean(a):+.4f} (Welch t = {t:.2f}) | |")
     return out + ["", "![learning](benchmarks/results/throughput_learning.png)", ""]
 
 
