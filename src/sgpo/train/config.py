@@ -101,12 +101,6 @@ class ModelConfig(_Section):
     lora_target_modules: list[str] = []
     """Names of the linear layers that get adapters (e.g. [q_proj, v_proj]); empty: every linear
     layer except the output head (peft's ``all-linear``)."""
-    attn_implementation: Literal["auto", "eager", "sdpa"] = "auto"
-    """Attention kernel of the policy's (and the reference's) log-prob and training passes: ``eager``
-    (matmul + softmax), ``sdpa`` (torch's scaled_dot_product_attention), ``auto`` eager on CPU, where
-    SDPA's flash kernel is the slower one, its backward pass most (tiny default, 160 responses:
-    forward + backward 0.50 s eager against 0.79 s sdpa), and the model's own choice elsewhere.
-    The KV-cache sampler has its own attention."""
     disable_dropout: bool = True
     """Set every dropout probability of the policy (adapters included) to 0 for RL, as TRL's
     ``disable_dropout`` does: old log-probs are taken in eval mode and the update runs in train
@@ -219,6 +213,13 @@ class TrainConfig(_Section):
     """RL steps."""
     seed: int = 0
     """Seed of sampling, data order and everything random in training."""
+    attention: Literal["auto", "eager", "sdpa"] = "auto"
+    """Attention kernel of the policy's (and the reference's) log-prob and training passes: ``eager``
+    (matmul + softmax), ``sdpa`` (torch's scaled_dot_product_attention), ``auto`` eager on CPU, where
+    SDPA's flash kernel is the slower one, its backward pass most (tiny default, 160 responses:
+    forward + backward 0.50 s eager against 0.79 s sdpa), and the model's own choice elsewhere.
+    The KV-cache sampler has its own attention. A train option, not a model one: it does not
+    change what the warm-up (cached by model settings) computes."""
     bf16: bool = True
     """bf16 autocast for forward passes (CPU and CUDA) where the hardware supports it."""
     device: Literal["auto", "cpu", "cuda"] = "auto"

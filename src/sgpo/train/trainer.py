@@ -77,7 +77,7 @@ class Trainer:
         if cfg.algorithm.beta_kl > 0:
             self.ref, _ = initial_policy(cfg, self.device, log, lora=False)  # with LoRA: the base alone
             self.ref.eval().requires_grad_(False)
-        attn = {"auto": "eager" if self.device.type == "cpu" else None}.get(cfg.model.attn_implementation, cfg.model.attn_implementation)
+        attn = {"auto": "eager" if self.device.type == "cpu" else None}.get(cfg.train.attention, cfg.train.attention)
         for model in [self.policy, self.ref] if attn else []:
             if model is not None and hasattr(inner_model(model), "set_attn_implementation"):
                 inner_model(model).set_attn_implementation(attn)
