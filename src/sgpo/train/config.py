@@ -215,9 +215,11 @@ class TrainConfig(_Section):
     """Seed of sampling, data order and everything random in training."""
     attention: Literal["auto", "eager", "sdpa"] = "auto"
     """Attention kernel of the policy's (and the reference's) log-prob and training passes: ``eager``
-    (matmul + softmax), ``sdpa`` (torch's scaled_dot_product_attention), ``auto`` eager on CPU, where
-    SDPA's flash kernel is the slower one, its backward pass most (tiny default, 160 responses:
-    forward + backward 0.50 s eager against 0.79 s sdpa), and the model's own choice elsewhere.
+    (matmul + softmax), ``sdpa`` (torch's scaled_dot_product_attention), ``auto`` eager when training
+    online on CPU, where SDPA's flash kernel is the slower one, its backward pass most (tiny
+    default, 160 responses: forward + backward 0.50 s eager against 0.79 s sdpa), and the model's
+    own choice elsewhere
+    (offline: the kernel ``sgpo rollout`` computed the stored log-probs with, so they match bit for bit).
     The KV-cache sampler has its own attention. A train option, not a model one: it does not
     change what the warm-up (cached by model settings) computes."""
     bf16: bool = True

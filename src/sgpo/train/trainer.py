@@ -77,7 +77,8 @@ class Trainer:
         if cfg.algorithm.beta_kl > 0:
             self.ref, _ = initial_policy(cfg, self.device, log, lora=False)  # with LoRA: the base alone
             self.ref.eval().requires_grad_(False)
-        attn = {"auto": "eager" if self.device.type == "cpu" else None}.get(cfg.train.attention, cfg.train.attention)
+        cpu_online = self.device.type == "cpu" and not self.offline  # offline: the kernel the file's log-probs came from
+        attn = {"auto": "eager" if cpu_online else None}.get(cfg.train.attention, cfg.train.attention)
         for model in [self.policy, self.ref] if attn else []:
             if model is not None and hasattr(inner_model(model), "set_attn_implementation"):
                 inner_model(model).set_attn_implementation(attn)
