@@ -10,6 +10,9 @@ turns for ``--rounds`` rounds. Reported: per run, the median seconds per step ov
 after the first (which pays one-off costs); per engine, the best round, every round, the peak RSS
 of its processes, and its best time as a ratio to the native trainer's in the same run.
 
+``child`` is also what benchmarks/throughput.py runs: per step it records seconds, the split into
+sample / judge / train and the generated tokens.
+
 Work per model:
   tiny     the default's warmed-up tiny Llama (configs/arith.yaml), 128 prompts x 4, 48 tokens;
            SGPO with the exact rule judge.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -31,9 +35,12 @@ import time
 from pathlib import Path
 
 ENGINES = ("native-grpo", "native-sgpo", "trl-grpo", "trl-sgpo")
+ROOT = Path(__file__).resolve().parent.parent
+#: SmolLM2's directory: $SGPO_SMOLLM2, else models/ of this checkout (``sgpo models prepare smollm2``).
+SMOLLM2 = os.environ.get("SGPO_SMOLLM2", str(ROOT / "models" / "smollm2-135m-instruct"))
 WORK = {
     "tiny": [],
-    "smollm2": ["task.name=math", "model.path=models/smollm2-135m-instruct", "warmup.steps=0",
+    "smollm2": ["task.name=math", f"model.path={SMOLLM2}", "warmup.steps=0",
                 "rollout.prompts_per_step=2", "rollout.max_new_tokens=128", "optim.mini_batch_size=8"],
 }
 
@@ -47,22 +54,26 @@ class LastStepJudge:
         return [Verdict(len(r.steps) - 1, len(r.steps)) for r in requests]
 
 
-def config(model: str, method: str):
+def config(model: str, method: str, extra: list[str] = ()):
     from sgpo.train.compare import default_config_path
     from sgpo.train.config import load_config
 
+    # The native trainer evaluates before the first step and after the last whatever eval_every says:
+    # one problem, one sample, so that is not minutes of SmolLM2 sampling outside the timed steps.
     return load_config(default_config_path(), [*WORK[model], f"algorithm.method={method}", "train.eval_every=0",
-                                               "train.progress=false", "train.save_every=0"])
+                                               "task.n_eval=1", "train.eval_k=1",
+                                               "train.progress=false", "train.save_every=0", *extra])
 
 
 def judge_for(model: str, task):
     return task.rule_judge() if model == "tiny" else LastStepJudge()
 
 
-def run_native(model: str, method: str, steps: int) -> list[float]:
+def run_native(model: str, method: str, steps: int, extra: list[str] = ()) -> list[dict]:
+    """Per step: seconds, its split (sample: sampling and answer checks; judge; train) and generated tokens."""
     from sgpo.train.trainer import Trainer
 
-    cfg = config(model, method)
+    cfg = config(model, method, extra)
     cfg.train.steps = steps
     with tempfile.TemporaryDirectory() as tmp:
         from sgpo.train.setup import make_task
@@ -70,10 +81,13 @@ def run_native(model: str, method: str, steps: int) -> list[float]:
         judge = judge_for(model, make_task(cfg)) if method == "sgpo" else None
         Trainer(cfg, Path(tmp) / "run", log=lambda *a: None, judge=judge).train()
         history = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
-    return [m["time/step"] for m in history]
+    batch = cfg.rollout.prompts_per_step * cfg.rollout.group_size
+    return [{"s": m["time/step"], "sample": m["time/generate"], "sample_only": m["time/sample"], "judge": m["time/judge"], "train": m["time/train"],
+             "tokens": m["response_tokens/mean"] * batch, **{k: m[k] for k in m if k.startswith("sampling/")}}
+            for m in history if "time/step" in m]
 
 
-def run_trl(model: str, method: str, steps: int) -> list[float]:
+def run_trl(model: str, method: str, steps: int, extra: list[str] = ()) -> list[dict]:
     import torch
     from datasets import Dataset
     from transformers import TrainerCallback
@@ -82,7 +96,7 @@ def run_trl(model: str, method: str, steps: int) -> list[float]:
     from sgpo.train.setup import make_task, pick_device, prompt_for
     from sgpo.train.sft import initial_policy
 
-    cfg = config(model, method)
+    cfg = config(model, method, extra)
     torch.manual_seed(cfg.train.seed)
     policy, tokenizer = initial_policy(cfg, pick_device(cfg), log=lambda *a: None)
     task = make_task(cfg)
@@ -103,26 +117,47 @@ def run_trl(model: str, method: str, steps: int) -> list[float]:
         lr_scheduler_type="constant", warmup_steps=0, beta=0.0, max_steps=steps, logging_steps=1, save_strategy="no",
         report_to="none", disable_tqdm=True, sgpo_method=method, sgpo_step_mode=task.step_mode, seed=cfg.train.seed,
     )
-    times: list[float] = []
+    rows: list[dict] = []
+    spent = {"sample": 0.0, "judge": 0.0}
 
     class Clock(TrainerCallback):
         def on_step_begin(self, *_, **__):
             self.t0 = time.perf_counter()
+            spent.update(sample=0.0, judge=0.0)
 
         def on_step_end(self, *_, **__):
-            times.append(time.perf_counter() - self.t0)
+            s = time.perf_counter() - self.t0
+            rows.append({"s": s, **spent, "train": s - spent["sample"] - spent["judge"]})
 
     trainer = SGPOTrainer(policy, reward_funcs=[correct], args=args, train_dataset=ds, processing_class=tokenizer,
                           judge=judge_for(model, task) if method == "sgpo" else None, callbacks=[Clock()])
+
+    def timed(name, key):  # an instance attribute over the method: the split without touching TRL's code
+        inner = getattr(trainer, name)
+
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return inner(*a, **k)
+            finally:
+                spent[key] += time.perf_counter() - t0
+        setattr(trainer, name, wrapper)
+
+    timed("_generate_single_turn", "sample")  # generation alone (the answer checks are in rewards)
+    timed("_calculate_rewards", "judge")  # answer checks and, for SGPO, the judge
     trainer.train()
-    return times
+    lengths = [h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h]
+    for row, n in zip(rows, lengths):
+        row["tokens"] = n * batch
+    return rows
 
 
-def child(engine: str, model: str, steps: int) -> None:
+def child(engine: str, model: str, steps: int, extra: list[str] = ()) -> None:
     kind, method = engine.split("-")
-    times = (run_native if kind == "native" else run_trl)(model, method, steps)
+    rows = (run_native if kind == "native" else run_trl)(model, method, steps, list(extra))
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
-    print(json.dumps({"engine": engine, "model": model, "times": times, "peak_gb": peak_gb}))
+    print(json.dumps({"engine": engine, "model": model, "times": [r["s"] for r in rows], "steps": rows, "peak_gb": peak_gb,
+                      "extra": list(extra)}))
 
 
 def main() -> None:
@@ -133,16 +168,17 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="runs of each engine, taking turns (default 2)")
     p.add_argument("--out", default="benchmarks/results/engines.json")
     p.add_argument("--child", nargs=2, metavar=("ENGINE", "MODEL"), help=argparse.SUPPRESS)
+    p.add_argument("--set", nargs="*", default=[], help="config overrides for every engine (key=value)")
     a = p.parse_args()
     if a.child:
-        return child(a.child[0], a.child[1], a.steps)
+        return child(a.child[0], a.child[1], a.steps, a.set)
     results = []
     for model in a.models:
         # Engines take turns, round after round, so a load that comes and goes on a shared machine
         # falls on all of them; each engine's best round is the least disturbed one.
         for r in range(a.rounds):
             for engine in a.engines:
-                out = subprocess.run([sys.executable, __file__, "--child", engine, model, "--steps", str(a.steps)],
+                out = subprocess.run([sys.executable, __file__, "--child", engine, model, "--steps", str(a.steps), "--set", *a.set],
                                      capture_output=True, text=True)
                 if out.returncode != 0:
                     sys.exit(f"{engine} on {model} failed:\n{out.stderr[-3000:]}")

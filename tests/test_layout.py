@@ -101,7 +101,7 @@ def reaches(start: str, goal: str) -> bool:
 LAYERS = [
     ("sgpo.errors", "sgpo.steps", "sgpo.datafiles", "sgpo.curves", "sgpo.core"),
     ("sgpo.judges", "sgpo.tasks", "sgpo.models", "sgpo.packaged", "sgpo.theory"),
-    ("sgpo.grading", "sgpo.analyze", "sgpo.model_eval", "sgpo.rollouts_file", "sgpo.rollouts_writer", "sgpo.sampling",
+    ("sgpo.grading", "sgpo.analyze", "sgpo.model_eval", "sgpo.rollouts_file", "sgpo.rollouts_writer", "sgpo.sampling", "sgpo.decode",
      "sgpo.report"),
     ("sgpo.train", "sgpo.judge_training"),
     ("sgpo.integrations",),

@@ -1,5 +1,6 @@
-"""Batched sampling with transformers ``generate``, the log-probs the loss needs, and the batch layout
-(prompts left-padded, responses right-padded) that sampling, rollouts files and training share."""
+"""Batched sampling (transformers ``generate``, or the static-KV-cache loop of :mod:`sgpo.decode`),
+the log-probs the loss needs, and the batch layout (prompts left-padded, responses right-padded)
+that sampling, rollouts files and training share."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from sgpo import decode
 
 
 @dataclass
@@ -21,6 +24,11 @@ class Rollout:
     """[B, T] 1 on response tokens up to and including EOS."""
     texts: list[str]
     """B decoded responses, special tokens removed."""
+    sample_logp: torch.Tensor | None = None
+    """[B, T] log-prob of each response token under the weights that sampled it, at the sampling
+    temperature (0 on padding); None where the sampler does not report it (``generate``)."""
+    sample_entropy: torch.Tensor | None = None
+    """[B, T] entropy of the sampling distribution at each response position (0 on padding), or None."""
 
     @property
     def prompt_len(self) -> int:
@@ -28,8 +36,10 @@ class Rollout:
 
     def select(self, index: torch.Tensor) -> "Rollout":
         """The sequences at ``index`` ([M] long)."""
+        pick = lambda t: None if t is None else t[index.to(t.device)]  # noqa: E731
         return Rollout(
-            self.input_ids[index], self.attention_mask[index], self.response_mask[index], [self.texts[i] for i in index.tolist()]
+            self.input_ids[index], self.attention_mask[index], self.response_mask[index], [self.texts[i] for i in index.tolist()],
+            pick(self.sample_logp), pick(self.sample_entropy),
         )
 
 
@@ -82,6 +92,15 @@ def truncated_rows(rollout: "Rollout", eos_ids: list[int]) -> torch.Tensor:
     return (rollout.response_mask[:, -1] == 1) & ~ends
 
 
+def resolve_sampler(sampler: str, model) -> str:
+    """``auto`` -> ``kv`` if :mod:`sgpo.decode` handles ``model``, else ``hf``; ``kv`` and ``hf`` as they are."""
+    if sampler not in ("auto", "hf", "kv"):
+        raise ValueError(f"sampler must be auto, hf or kv, got {sampler!r}")
+    if sampler == "kv" and not decode.supports(model):
+        raise ValueError(f"sampler='kv' handles model types {', '.join(decode.SUPPORTED)}; use 'hf' or 'auto'")
+    return sampler if sampler != "auto" else ("kv" if decode.supports(model) else "hf")
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -92,17 +111,29 @@ def generate(
     top_p: float = 1.0,
     max_new_tokens: int = 64,
     greedy: bool = False,
+    sampler: str = "hf",
 ) -> Rollout:
     """Sample ``n`` responses to each prompt (prompt-major order: prompt 0's n responses first).
 
+    ``sampler``: ``hf`` transformers' ``generate`` (honours the model's generation config, e.g.
+    logits processors); ``kv`` the static-KV-cache loop of :mod:`sgpo.decode` (Llama-pattern
+    models; plain temperature / top-p sampling; also returns the sampling log-probs and
+    entropies); ``auto`` ``kv`` where the model supports it, else ``hf``.
     Sampling draws from torch's global RNG, so a seeded run samples the same responses.
     """
+    sampler = resolve_sampler(sampler, model)
     enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     device = next(model.parameters()).device
     ids = enc["input_ids"].repeat_interleave(n, dim=0).to(device)
     mask = enc["attention_mask"].repeat_interleave(n, dim=0).to(device)
-    sampling = {} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": 0}
     eos = stop_ids(model, tokenizer)
+    if sampler == "kv":
+        response, response_mask, logp, entropy = decode.sample_tokens(
+            model, ids, mask, max_new_tokens, eos, tokenizer.pad_token_id, temperature, top_p, greedy)
+        texts = tokenizer.batch_decode(response, skip_special_tokens=True)
+        return Rollout(torch.cat([ids, response], dim=1), torch.cat([mask, response_mask], dim=1), response_mask, texts,
+                       logp, entropy)
+    sampling = {} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": 0}
     out = model.generate(
         input_ids=ids,
         attention_mask=mask,
@@ -129,7 +160,7 @@ def token_logprobs(
 
     Returns:
         logp: [B, T] log pi(y_t | y_<t) of each response token (0 on padding positions too).
-        entropy: [B, T] entropy of the token distribution, if ``with_entropy``.
+        entropy: [B, T] entropy of the token distribution (no gradient), if ``with_entropy``.
     """
     position_ids = (rollout.attention_mask.cumsum(dim=1) - 1).clamp(min=0)
     logits = model(input_ids=rollout.input_ids, attention_mask=rollout.attention_mask, position_ids=position_ids).logits
@@ -139,7 +170,10 @@ def token_logprobs(
     logp_all = F.log_softmax(logits, dim=-1)
     targets = rollout.input_ids[:, -T:]
     logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1) if with_entropy else None
+    entropy = None
+    if with_entropy:  # a metric: no graph, so a training forward does not keep [B, T, V] more for it
+        with torch.no_grad():
+            entropy = -(logp_all.exp() * logp_all).sum(-1)
     return logp, entropy
 
 
@@ -207,4 +241,6 @@ def on_responses(rollout: Rollout, values: torch.Tensor) -> list[list[float]]:
 
 
 def to_device(rollout: Rollout, device) -> Rollout:
-    return Rollout(rollout.input_ids.to(device), rollout.attention_mask.to(device), rollout.response_mask.to(device), rollout.texts)
+    move = lambda t: None if t is None else t.to(device)  # noqa: E731
+    return Rollout(rollout.input_ids.to(device), rollout.attention_mask.to(device), rollout.response_mask.to(device), rollout.texts,
+                   move(rollout.sample_logp), move(rollout.sample_entropy))

@@ -63,6 +63,7 @@ def policy_loss(
     ref_logp: torch.Tensor | None = None,
     beta_kl: float = 0.0,
     norm: float | None = None,
+    token_weights: torch.Tensor | None = None,
 ) -> PolicyLoss:
     """PPO-clipped surrogate on token log-ratios, plus beta_kl * k3 KL to a frozen reference.
 
@@ -78,22 +79,25 @@ def policy_loss(
         ref_logp: [B, T] reference log-probs, required when beta_kl > 0.
         beta_kl: KL coefficient; 0 means no reference model.
         norm: constant for ``seq_mean_token_sum_norm``.
+        token_weights: [B, T] importance weights (no gradient) multiplying each token's loss, KL
+            term included, as TRL applies its sampling correction; None: all 1.
     """
     adv = advantages.to(logp.dtype)[:, None]
     ratio = torch.exp((logp - old_logp).clamp(-20.0, 20.0))
     unclipped = ratio * adv
     clipped = ratio.clamp(1.0 - eps_low, 1.0 + eps_high) * adv
     pg_mat = -torch.minimum(unclipped, clipped)
+    w = 1.0 if token_weights is None else token_weights.to(logp.dtype)
     maskf = mask.to(logp.dtype)
     n_tokens = maskf.sum().clamp(min=1)
     clip_frac = ((clipped < unclipped).to(logp.dtype) * maskf).sum() / n_tokens
-    pg_loss = aggregate(pg_mat, mask, aggregation, norm)
+    pg_loss = aggregate(pg_mat * w, mask, aggregation, norm)
     if beta_kl > 0:
         if ref_logp is None:
             raise ValueError("beta_kl > 0 needs ref_logp")
         kl_mat = k3_kl(logp, ref_logp)
         kl = (kl_mat * maskf).sum() / n_tokens
-        loss = pg_loss + beta_kl * aggregate(kl_mat, mask, aggregation, norm)
+        loss = pg_loss + beta_kl * aggregate(kl_mat * w, mask, aggregation, norm)
     else:
         kl = logp.new_zeros(())
         loss = pg_loss

@@ -20,6 +20,22 @@ from sgpo.tasks.base import Problem
 from sgpo.train.config import Config
 
 
+class PromptStream:
+    """An endless, seeded order over the training problems; its state is one integer."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.position = n, seed, 0
+
+    def take(self, k: int) -> list[int]:
+        out = []
+        for _ in range(k):
+            epoch, i = divmod(self.position, self.n)
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            out.append(int(torch.randperm(self.n, generator=g)[i]))
+            self.position += 1
+        return out
+
+
 @dataclass
 class Batch:
     """N groups of G responses, prompt-major (response i belongs to problem i // G)."""
@@ -166,4 +182,4 @@ def pack(
     return rollout, logprobs
 
 
-__all__ = ["Batch", "StoredBatches", "check_compatible", "pack"]
+__all__ = ["Batch", "PromptStream", "StoredBatches", "check_compatible", "pack"]

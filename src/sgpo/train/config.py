@@ -140,6 +140,19 @@ class RolloutConfig(_Section):
     group's rewards and statistics."""
     max_new_tokens: int = Field(default=48, ge=1)
     """Longest response, in tokens."""
+    sampler: Literal["auto", "kv", "hf"] = "auto"
+    """How responses are sampled (training and evaluation): ``kv`` a decode loop over a KV cache
+    allocated once (``sgpo.decode``; Llama-pattern models: llama, qwen2), which also reports each
+    token's sampling log-prob and entropy; ``hf`` transformers' ``generate``, which also applies
+    the model's generation config (e.g. its logits processors); ``auto`` ``kv`` where the model
+    supports it, else ``hf``. BENCHMARKS.md ("Throughput") has the speeds."""
+    is_cap: float = Field(default=3.0, ge=0)
+    """Truncated importance-sampling correction of the gap between the sampler's log-probs and the
+    training forward's (the KV-cache loop and the full forward round differently in bf16), as
+    TRL's ``vllm_importance_sampling_correction`` with mode ``token_truncate`` does: each token's
+    policy-gradient loss is weighted by min(exp(logp_train - logp_sample), is_cap), the training
+    log-prob detached. 0 turns it off. Applies only with a sampler that reports log-probs
+    (``kv``); the ratios are logged as ``sampling/is_ratio_{mean,min,max}``."""
 
 
 class AlgorithmConfig(_Section):
@@ -200,6 +213,15 @@ class TrainConfig(_Section):
     """RL steps."""
     seed: int = 0
     """Seed of sampling, data order and everything random in training."""
+    attention: Literal["auto", "eager", "sdpa"] = "auto"
+    """Attention kernel of the policy's (and the reference's) log-prob and training passes: ``eager``
+    (matmul + softmax), ``sdpa`` (torch's scaled_dot_product_attention), ``auto`` eager when training
+    online on CPU, where SDPA's flash kernel is the slower one, its backward pass most (tiny
+    default, 160 responses: forward + backward 0.50 s eager against 0.79 s sdpa), and the model's
+    own choice elsewhere
+    (offline: the kernel ``sgpo rollout`` computed the stored log-probs with, so they match bit for bit).
+    The KV-cache sampler has its own attention. A train option, not a model one: it does not
+    change what the warm-up (cached by model settings) computes."""
     bf16: bool = True
     """bf16 autocast for forward passes (CPU and CUDA) where the hardware supports it."""
     device: Literal["auto", "cpu", "cuda"] = "auto"

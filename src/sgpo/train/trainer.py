@@ -9,7 +9,9 @@ One RL step (``Trainer.step``):
   4. rewards and advantages from ``sgpo.core.METHODS[method]``;
   5. mu epochs of clipped policy-gradient updates over mini-batches; the old log-probs in the
      importance ratio are the stored behaviour log-probs (offline) or the policy's own, taken
-     before the first update (online).
+     before the first update (online; with one epoch of one mini-batch, the update's own forward,
+     detached). A sampler that reports its log-probs gets the truncated importance-sampling
+     correction of ``rollout.is_cap``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 
 from sgpo.core import ShapingParams, judge_mask, needs_judge, policy_loss
+from sgpo.decode import inner_model
 from sgpo.errors import ConfigError, MissingInputError
 from sgpo.grading import Graded, GradingSettings, grade, grading_stats
 from sgpo.judges.config import build_judge
@@ -31,29 +34,14 @@ from sgpo.judges.stats import collect_stats
 from sgpo.report import write_run_report
 from sgpo.rollouts_file import RolloutsError
 from sgpo.sampling import Rollout, generate, stop_ids, token_logprobs, token_logprobs_chunked, truncated_rows
-from sgpo.train.batches import Batch, StoredBatches
+from sgpo.train.batches import Batch, PromptStream, StoredBatches
 from sgpo.train.checkpoint import latest_checkpoint, load_policy_weights, load_trainer_state, restore_rng, save_checkpoint
 from sgpo.train.config import Config, load_config, save_config
+from sgpo.train.measures import evaluate, is_ratio_stats, sample_records, sampling_precision
 from sgpo.train.metrics import MetricsWriter, read_jsonl, truncate_jsonl
 from sgpo.train.run_dir import SCHEDULE_KEYS, config_diff, run_files
 from sgpo.train.setup import autocast, make_task, pick_device, prompt_for
 from sgpo.train.sft import initial_policy
-
-
-class PromptStream:
-    """An endless, seeded order over the training problems; its state is one integer."""
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.position = n, seed, 0
-
-    def take(self, k: int) -> list[int]:
-        out = []
-        for _ in range(k):
-            epoch, i = divmod(self.position, self.n)
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            out.append(int(torch.randperm(self.n, generator=g)[i]))
-            self.position += 1
-        return out
 
 
 class Trainer:
@@ -88,6 +76,11 @@ class Trainer:
         if cfg.algorithm.beta_kl > 0:
             self.ref, _ = initial_policy(cfg, self.device, log, lora=False)  # with LoRA: the base alone
             self.ref.eval().requires_grad_(False)
+        cpu_online = self.device.type == "cpu" and not self.offline  # offline: the kernel the file's log-probs came from
+        attn = {"auto": "eager" if cpu_online else None}.get(cfg.train.attention, cfg.train.attention)
+        for model in [self.policy, self.ref] if attn else []:
+            if model is not None and hasattr(inner_model(model), "set_attn_implementation"):
+                inner_model(model).set_attn_implementation(attn)
         # Only trainable parameters: with LoRA the frozen base gets no optimizer state (nor weight decay).
         self.trainable = [p for p in self.policy.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.trainable, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
@@ -95,7 +88,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: min(1.0, (s + 1) / (warm + 1)))
         self.stream = PromptStream(len(self.offline) if self.offline else len(self.train_problems), cfg.train.seed)
         self.step_idx = 0
-        self.judge_calls = 0
+        self.judge_calls, self.sample_seconds = 0, 0.0
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self._resume()
@@ -168,11 +161,9 @@ class Trainer:
     def train(self) -> list[dict]:
         """Run the remaining steps; evaluate and checkpoint on schedule. Returns this call's metrics."""
         cfg = self.cfg.train
-        history = []
-        bar = None
+        history, bar = [], None
         if cfg.progress:
             from tqdm.auto import tqdm
-
             bar = tqdm(total=cfg.steps, initial=self.step_idx, desc=self.method, dynamic_ncols=True)
         try:
             if self.step_idx == 0:
@@ -208,9 +199,7 @@ class Trainer:
     def step(self) -> dict:
         cfg, G = self.cfg, self.cfg.rollout.group_size
         t_start = time.perf_counter()
-        n_prompts = cfg.rollout.prompts_per_step
-        if self.method == "dapo":
-            n_prompts += cfg.algorithm.dapo_resample_rounds * cfg.rollout.prompts_per_step
+        n_prompts = cfg.rollout.prompts_per_step * (1 + (cfg.algorithm.dapo_resample_rounds if self.method == "dapo" else 0))
         t0 = time.perf_counter()
         checks_before = self._verify_counts()
         batch = self._next_batch(n_prompts)
@@ -243,25 +232,18 @@ class Trainer:
         t_step = time.perf_counter() - t_start
         n_tokens = int(rollout.response_mask.sum())
         metrics = {
-            "step": self.step_idx,
-            **grading_stats(outcomes, shaped),
-            "groups/kept_frac": keep.float().mean().item(),
-            "sgpo/judge_calls_total": self.judge_calls,
-            **update,
-            "lr": self.scheduler.get_last_lr()[0],
-            "time/generate": t_generate,
-            "time/judge": t_judge,
-            "time/train": t_train,
-            "time/step": t_step,
-            "tokens_per_s": n_tokens / t_step,
-            "response/truncated_frac": truncated.float().mean().item(),
+            "step": self.step_idx, **grading_stats(outcomes, shaped), "groups/kept_frac": keep.float().mean().item(),
+            "sgpo/judge_calls_total": self.judge_calls, **update, "lr": self.scheduler.get_last_lr()[0],
+            "time/generate": t_generate, "time/sample": self.sample_seconds, "time/judge": t_judge, "time/train": t_train, "time/step": t_step,
+            "tokens_per_s": n_tokens / t_step, "response/truncated_frac": truncated.float().mean().item(),
             "response_tokens/mean": n_tokens / len(rollout.texts),
         }
         metrics.update(checks)  # this step's answer checks by status (tasks that count them: math)
         if self.judge is not None:
             # Calls, retries, failures by status, cache hits: counted since this process built the judge.
             metrics.update(collect_stats(self.judge))
-        self._log_samples(problems, rollout, outcomes, shaped)
+        if cfg.train.log_samples:
+            self.writer.samples(sample_records(self.step_idx, problems, rollout.texts, outcomes, shaped, cfg.train.log_samples))
         return metrics
 
     def _verify_counts(self) -> dict[str, int]:
@@ -275,15 +257,12 @@ class Trainer:
         G = self.cfg.rollout.group_size
         problems = [self.train_problems[i] for i in self.stream.take(n_prompts)]
         self.policy.eval()
-        rollout = generate(
-            self.policy,
-            self.tokenizer,
-            [self.prompt(p.question) for p in problems],
-            n=G,
-            temperature=self.cfg.rollout.temperature,
-            top_p=self.cfg.rollout.top_p,
-            max_new_tokens=self.cfg.rollout.max_new_tokens,
-        )
+        r = self.cfg.rollout
+        t0 = time.perf_counter()
+        with sampling_precision(self.cfg, self.policy, self.device):
+            rollout = generate(self.policy, self.tokenizer, [self.prompt(p.question) for p in problems], n=G,
+                               temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, sampler=r.sampler)
+        self.sample_seconds = time.perf_counter() - t0  # time/generate without the answer checks
         outcomes = torch.tensor([self.task.verify(text, problems[i // G]) for i, text in enumerate(rollout.texts)]).view(-1, G)
         return Batch(problems, rollout, outcomes)
 
@@ -301,8 +280,11 @@ class Trainer:
         """mu epochs of clipped policy-gradient steps over shuffled mini-batches.
 
         ``behaviour_logp`` ([B, T], offline): log-probs of the policy that sampled the responses,
-        used as the old log-probs of the importance ratio; None (online): the current policy's,
-        taken before the first step.
+        used as the old log-probs of the importance ratio; None (online): the current policy's.
+        With one epoch of one mini-batch the policy has not moved when the loss is taken, so the
+        old log-probs are the update forward's own, detached (ratio 1, gradient the policy
+        gradient, as TRL does): no forward pass is spent on them. Otherwise they are taken in a
+        forward pass before the first step.
 
         A response with zero advantage adds exactly nothing to the clipped surrogate, so without a
         KL term it is left out of the forward pass and the mini-batch loss is rescaled to the
@@ -312,13 +294,20 @@ class Trainer:
         cfg, alg = self.cfg, self.cfg.algorithm
         temperature, bf16, mb = cfg.rollout.temperature, cfg.train.bf16, cfg.optim.mini_batch_size
         B = len(rollout.texts)
+        entropy = rollout.sample_entropy  # the sampler's, where it reports one: over every response, at no cost
+        old = current = None
+        if behaviour_logp is not None or cfg.optim.ppo_epochs > 1 or B > mb:
+            with autocast(self.device, bf16):
+                current, ent = token_logprobs_chunked(self.policy, rollout, temperature, mb, with_entropy=entropy is None)
+            entropy = ent if entropy is None else entropy
+            old = current if behaviour_logp is None else behaviour_logp.to(current.device)
         with autocast(self.device, bf16):
-            current, entropy = token_logprobs_chunked(self.policy, rollout, temperature, mb, with_entropy=True)
             ref = token_logprobs_chunked(self.ref, rollout, temperature, mb)[0] if self.ref is not None else None
-        old = current if behaviour_logp is None else behaviour_logp.to(current.device)
+        sampled = rollout.sample_logp if cfg.rollout.is_cap > 0 and behaviour_logp is None else None
         mask_all = rollout.response_mask.to(self.device)
         self.policy.train()
         stats = {"loss": [], "kl": [], "clip_frac": [], "grad_norm": []}
+        is_ratios, forward_entropy = [], []
         shuffle = torch.Generator().manual_seed(cfg.train.seed * 104_729 + self.step_idx)
         for _ in range(cfg.optim.ppo_epochs):
             for idx in torch.randperm(B, generator=shuffle).split(mb):
@@ -326,12 +315,20 @@ class Trainer:
                 if len(active):
                     sub = rollout.select(active)
                     with autocast(self.device, bf16):
-                        logp, _ = token_logprobs(self.policy, sub, temperature)
+                        logp, ent = token_logprobs(self.policy, sub, temperature, with_entropy=entropy is None)
+                    old_logp = logp.detach() if old is None else old[active]
+                    weights = None
+                    if sampled is not None:
+                        weights = torch.exp((old_logp.float() - sampled[active].to(self.device)).clamp(max=20.0))
+                        is_ratios.append(weights[mask_all[active].bool()])
+                        weights = weights.clamp(max=cfg.rollout.is_cap)
+                    if ent is not None:
+                        forward_entropy.append((ent.detach(), mask_all[active].float()))
                     out = policy_loss(
-                        logp, old[active], advantages[active].to(self.device), mask_all[active],
+                        logp, old_logp, advantages[active].to(self.device), mask_all[active],
                         alg.eps_low, alg.eps_high, alg.aggregation,
                         ref_logp=ref[active] if ref is not None else None, beta_kl=alg.beta_kl,
-                        norm=cfg.rollout.max_new_tokens,
+                        norm=cfg.rollout.max_new_tokens, token_weights=weights,
                     )
                     if alg.aggregation == "token_mean":
                         share = mask_all[active].sum() / mask_all[idx].sum().clamp(min=1)
@@ -354,12 +351,17 @@ class Trainer:
         self.policy.eval()
         maskf = mask_all.float()
         metrics = {k: sum(v) / len(v) for k, v in stats.items() if v}
-        metrics["entropy"] = ((entropy * maskf).sum() / maskf.sum().clamp(min=1)).item()
+        if entropy is None and forward_entropy:  # neither sampler nor old-log-prob pass gave one: the rows trained on
+            entropy, maskf = (torch.cat([t[i] for t in forward_entropy]) for i in (0, 1))
+        if entropy is not None:
+            metrics["entropy"] = ((entropy.to(maskf.device) * maskf).sum() / maskf.sum().clamp(min=1)).item()
+        metrics.update(is_ratio_stats(is_ratios, cfg.rollout.is_cap))
         if behaviour_logp is not None:
             # How far the policy has moved from the one that sampled the data, before this update.
             gap = (current.float() - old.float()).abs() * maskf
             metrics["offline/logp_gap_mean"] = (gap.sum() / maskf.sum().clamp(min=1)).item()
             metrics["offline/logp_gap_max"] = gap.max().item()
+        metrics.setdefault("entropy", 0.0)
         metrics.setdefault("kl", 0.0)
         metrics.setdefault("clip_frac", 0.0)
         return metrics
@@ -368,62 +370,19 @@ class Trainer:
     def _no_update(self, rollout: Rollout) -> dict:
         """The update's metrics for a step that trains on nothing (e.g. DAPO kept no group): the
         same names, so every row of metrics.jsonl has them."""
-        with autocast(self.device, self.cfg.train.bf16):
-            _, entropy = token_logprobs_chunked(self.policy, rollout, self.cfg.rollout.temperature,
-                                                self.cfg.optim.mini_batch_size, with_entropy=True)
+        entropy = rollout.sample_entropy
+        if entropy is None:
+            with autocast(self.device, self.cfg.train.bf16):
+                _, entropy = token_logprobs_chunked(self.policy, rollout, self.cfg.rollout.temperature,
+                                                    self.cfg.optim.mini_batch_size, with_entropy=True)
         mask = rollout.response_mask.to(entropy.device).float()
         entropy = ((entropy * mask).sum() / mask.sum().clamp(min=1)).item()
         return {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "grad_norm": 0.0, "entropy": entropy}
 
-    def _log_samples(self, problems, rollout: Rollout, outcomes, shaped: Graded) -> None:
-        n = min(self.cfg.train.log_samples, len(rollout.texts))
-        if not n:
-            return
-        G = outcomes.shape[1]
-        records = []
-        for i in range(n):
-            v = shaped.verdicts.get(i)
-            records.append(
-                {
-                    "step": self.step_idx,
-                    "prompt": problems[i // G].question,
-                    "completion": rollout.texts[i],
-                    "outcome": outcomes.view(-1)[i].item(),
-                    "verdict": None if v is None else {"first_error": v.first_error, "n_steps": v.n_steps, "status": v.status},
-                    "reward": shaped.rewards.view(-1)[i].item(),
-                    "advantage": shaped.advantages.view(-1)[i].item(),
-                }
-            )
-        self.writer.samples(records)
-
-    # -- evaluation ------------------------------------------------------------------------------
-
-    @torch.no_grad()
     def evaluate(self) -> dict:
         """Greedy accuracy and avg@k / pass@k on the held-out split, without touching the training RNG."""
-        cfg = self.cfg
-        prompts = [self.prompt(p.question) for p in self.eval_problems]
-        k = cfg.train.eval_k
-        # manual_seed below re-seeds every device, so every device whose generator training uses is forked.
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(cfg.train.seed * 31 + self.step_idx)
-            greedy = generate(self.policy, self.tokenizer, prompts, n=1, max_new_tokens=cfg.rollout.max_new_tokens, greedy=True)
-            sampled = generate(
-                self.policy,
-                self.tokenizer,
-                prompts,
-                n=k,
-                temperature=cfg.rollout.temperature,
-                top_p=cfg.rollout.top_p,
-                max_new_tokens=cfg.rollout.max_new_tokens,
-            )
-        correct = torch.tensor([self.task.verify(t, p) for t, p in zip(greedy.texts, self.eval_problems)])
-        per_sample = torch.tensor([self.task.verify(t, self.eval_problems[i // k]) for i, t in enumerate(sampled.texts)]).view(-1, k)
-        return {
-            "eval/accuracy": correct.mean().item(),
-            f"eval/avg@{k}": per_sample.mean().item(),
-            f"eval/pass@{k}": per_sample.max(dim=1).values.mean().item(),
-        }
+        return evaluate(self.policy, self.tokenizer, self.prompt, self.task, self.eval_problems, self.cfg, self.step_idx,
+                        self.device)
 
 
 def train(cfg: Config, run_dir: str | Path | None = None, log=print, overwrite: bool = False) -> list[dict]:
