@@ -6,7 +6,7 @@ import json
 import math
 
 import pytest
-from conftest import G, group, sgpo_cli, sigmoid, write_file
+from testkit import G, group, sgpo_cli, sigmoid, write_file
 
 from sgpo.analyze import analyze
 from sgpo.core import ShapingParams

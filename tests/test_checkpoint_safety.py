@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from conftest import sgpo_cli, tiny_overrides  # noqa: E402
+from testkit import sgpo_cli, tiny_overrides  # noqa: E402
 
 from sgpo.errors import DataError  # noqa: E402
 from sgpo.train.checkpoint import load_trainer_state  # noqa: E402

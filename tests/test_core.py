@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import close, sigmoid
+from testkit import close, sigmoid
 
 from sgpo.core import (
     MAX_GRADED_REWARD,

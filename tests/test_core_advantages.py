@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 import torch
-from conftest import close, sigmoid
+from testkit import close, sigmoid
 
 from sgpo.core import METHODS, SCALES, ShapingParams, group_advantages
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import close
+from testkit import close
 
 from sgpo.core import AGGREGATIONS, aggregate, k3_kl, policy_loss
 

@@ -7,7 +7,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from conftest import tiny_overrides  # noqa: E402
+from testkit import tiny_overrides  # noqa: E402
 
 from sgpo.sampling import generate, token_logprobs  # noqa: E402
 from sgpo.train.compare import default_config_path  # noqa: E402

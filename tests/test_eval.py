@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import jsonl, sgpo_cli
+from testkit import jsonl, sgpo_cli
 
 from sgpo.model_eval import FileResult
 from sgpo.models import arith_tokenizer, save_policy, tiny_policy

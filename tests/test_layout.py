@@ -196,7 +196,7 @@ def test_light_packages_stay_light(name):
 # -- tests that train in a subprocess carry the slow mark ------------------------------------------
 
 TESTS = SRC.parent / "tests"
-#: Calls that start training in another process (the conftest helpers and the commands that train).
+#: Calls that start training in another process (the testkit helpers and the commands that train).
 TRAINS = re.compile(r"""assert_resume_is_exact\(|train_killed_after_checkpoint\(|torchrun|sgpo_cli\(\s*["'](train|compare|sft|rollout|train-judge)["']""")
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-from conftest import comparable, tiny_overrides
 from safetensors.torch import load_file
+from testkit import comparable, tiny_overrides
 
 from sgpo.models import LORA_WEIGHTS, is_lora, load_policy
 from sgpo.train.config import load_config

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import jsonl, sgpo_cli
+from testkit import jsonl, sgpo_cli
 
 from sgpo.datafiles import DataError
 from sgpo.judges.config import JudgeConfig, build_judge

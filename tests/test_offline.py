@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_resume_is_exact, sgpo_cli, tiny_overrides
+from testkit import assert_resume_is_exact, sgpo_cli, tiny_overrides
 
 from sgpo.grading import NO_STEPS, ask_judge
 from sgpo.judges import Verdict

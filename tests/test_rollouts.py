@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import HEADER, G, group, make_record, write_file
+from testkit import HEADER, G, group, make_record, write_file
 
 from sgpo.judges import Verdict
 from sgpo.models import arith_tokenizer

@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from conftest import sgpo_cli, tiny_overrides  # noqa: E402
+from testkit import sgpo_cli, tiny_overrides  # noqa: E402
 
 from sgpo.cli import main  # noqa: E402
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import assert_resume_is_exact, sgpo_cli, tiny_overrides
+from testkit import assert_resume_is_exact, sgpo_cli, tiny_overrides
 
 from sgpo.judges import Verdict
 from sgpo.train.compare import default_target, steps_to

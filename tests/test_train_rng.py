@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from conftest import tiny_overrides  # noqa: E402
+from testkit import tiny_overrides  # noqa: E402
 
 from sgpo.train.compare import default_config_path  # noqa: E402
 from sgpo.train.config import load_config  # noqa: E402
