@@ -15,8 +15,8 @@ VENV="${SGPO_VERL_VENV:-$HOME/.cache/sgpo/verl-venv}"
 quiet() {
     "$@" 2>&1 | { grep -v -E "is neither a file nor a directory|^verl 0\.9\.1 requires|dependency resolver does not currently" || true; }
 }
-PINS=(-c constraints.txt -c scripts/verl-constraints.txt)  # torch: the CPU wheel on disk; the rest: tested versions
-stamp=$(cat scripts/verl-requirements.txt scripts/verl-constraints.txt constraints.txt <("$PY" --version) | sha256sum | cut -d' ' -f1)
+PINS=(-c "${SGPO_VERL_PINS:-scripts/verl-constraints.txt}")  # the lock of this environment (scripts/lock.sh)
+stamp=$(cat scripts/verl-requirements.txt "${PINS[1]}" <("$PY" --version) | sha256sum | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.sgpo-stamp" 2>/dev/null)" != "$stamp" ]; then
     echo "verl_env: building $VENV"
     start=$(date +%s)
@@ -24,7 +24,7 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.sgpo-stamp" 2>/dev/null)" != 
     mkdir -p "$(dirname "$VENV")"
     "$PY" -m venv "$VENV"
     quiet "$VENV/bin/python" -m pip install -q "${PINS[@]}" -r scripts/verl-requirements.txt
-    quiet "$VENV/bin/python" -m pip install -q --no-deps "${PINS[@]}" verl==0.9.1 TransferQueue==0.1.11
+    quiet "$VENV/bin/python" -m pip install -q --no-deps "${PINS[@]}" verl TransferQueue
     quiet "$VENV/bin/python" -m pip install -q "${PINS[@]}" -e .
     echo "$stamp" > "$VENV/.sgpo-stamp"
     echo "verl_env: built in $(( $(date +%s) - start )) s"
