@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 
 from sgpo.errors import ConfigError, DataError
@@ -43,6 +44,45 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
+
+
+def int_in(low: int, high: int):
+    """argparse type for a count with bounds: ``high`` keeps a typo (``1e8`` for ``1e3``) from
+    running until the machine runs out of memory."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{low}, {high}], got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{low}, {high}], got {value}")
+        return value
+    return parse
+
+
+def float_in(low: float = -math.inf, high: float = math.inf, low_open: bool = False):
+    """argparse type for a finite number within [low, high] (or (low, high] with ``low_open``):
+    Python's ``float`` takes ``nan`` and ``inf``, which no option of sgpo can train or compute on."""
+    lo = "(" if low_open else "["
+    where = f" in {lo}{low:g}, {high:g}]" if high < math.inf else (f" {'>' if low_open else '>='} {low:g}" if low > -math.inf else "")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a finite number{where}, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (low_open and value == low) or value > high:
+            raise argparse.ArgumentTypeError(f"must be a finite number{where}, got {text!r}")
+        return value
+    return parse
+
+
+#: Any finite number.
+finite_float = float_in()
+#: A finite number > 0 (learning rates, timeouts).
+positive_float = float_in(0.0, low_open=True)
+#: A seed: Python, NumPy (0 .. 2**32 - 1) and torch all take it.
+seed_int = int_in(0, 2**32 - 1)
 
 
 def _usage() -> str:
