@@ -6,7 +6,9 @@ argparse. Modules are imported only when their command runs, and import torch on
 so ``sgpo COMMAND --help`` stays fast. Bad input (:class:`~sgpo.errors.ConfigError`,
 :class:`~sgpo.errors.DataError`) is one line on stderr, ``sgpo COMMAND: error: ...``, and exit
 code 2, for every command; a bad argument is argparse's usage line and the same error line, also
-exit 2. (``sgpo models prepare`` exits 1 when the machine cannot provide the model.)
+exit 2. A run that cannot go on (:class:`~sgpo.errors.RunFailed`, e.g. a training run whose
+updates stay non-finite) is one such line and exit code 1; Ctrl-C is one line and exit code 130.
+(``sgpo models prepare`` exits 1 when the machine cannot provide the model.)
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import importlib
 import math
 import sys
 
-from sgpo.errors import ConfigError, DataError
+from sgpo.errors import ConfigError, DataError, RunFailed, RunInterrupted
 
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -112,4 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         # (a bare FileNotFoundError included) is a bug and keeps its traceback.
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
+    except RunFailed as e:  # the input was fine but the run could not go on (e.g. it diverged)
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:  # Ctrl-C: the user knows; a traceback would bury where it stopped
+        print(f"{parser.prog}: {e}" if isinstance(e, RunInterrupted) else f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
 

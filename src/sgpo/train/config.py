@@ -267,6 +267,11 @@ class TrainConfig(_Section):
     """avg@k: samples per problem for sampled evaluation (greedy accuracy is always logged)."""
     save_every: int = Field(default=50, ge=0)
     """Checkpoint every this many steps (and at the end); 0: only at the end."""
+    max_skipped_steps: int = Field(default=3, ge=1)
+    """A step whose loss or gradient is NaN or infinite is skipped: no update reaches the weights
+    (nor the optimizer state or the schedule), and ``train/skipped_steps`` counts it (running total).
+    After this many skipped steps in a row the run stops with one line naming the step and exit
+    code 1; nothing is checkpointed after the last good step. The warm-up applies the same limit."""
     out_dir: str = "runs/train"
     """Run directory (config.yaml, metrics.jsonl, samples.jsonl, checkpoints/, report.md)."""
     log_samples: int = Field(default=8, ge=0)
