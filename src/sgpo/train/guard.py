@@ -1,4 +1,6 @@
-"""No non-finite loss or gradient reaches the weights.
+"""How a training run stops early without losing what it had: non-finite updates, and Ctrl-C.
+
+No non-finite loss or gradient reaches the weights.
 
 One NaN in a gradient makes every weight NaN after the optimizer step, and the run then trains
 garbage to the end with exit 0. Every update of the native trainer, the supervised warm-up and
@@ -10,15 +12,21 @@ A skipped step is counted (the trainer logs the running total as ``train/skipped
 after ``max_in_row`` skipped steps in a row the run stops with :class:`TrainingDiverged`, whose
 message names the step; the command line turns it into one line and exit code 1. The trainer
 checkpoints nothing after the failing step, so the last good checkpoint stays as it was.
+
+Ctrl-C (SIGINT) ends a run with :func:`interrupted`'s one line: checkpoints are written to a
+temporary directory and renamed into place, so the last complete one is intact whenever the
+interrupt comes, and ``sgpo train --resume`` continues from it exactly.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
-from sgpo.errors import TrainingDiverged
+from sgpo.errors import RunInterrupted, TrainingDiverged
+from sgpo.train.checkpoint import latest_checkpoint
 
 
 class UpdateGuard:
@@ -72,3 +80,11 @@ def guarded_step(params: list, optimizer, scheduler, loss_value: float, grad_cli
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return applied, float(grad_norm)
+
+
+def interrupted(run_dir: Path, step: int) -> RunInterrupted:
+    """What Ctrl-C at ``step`` tells the user: where the run stopped and how to continue it."""
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        return RunInterrupted(f"interrupted at step {step}, before the first checkpoint: nothing to resume")
+    return RunInterrupted(f"interrupted at step {step}; resume with `sgpo train --resume {run_dir}` (from {ckpt.name})")

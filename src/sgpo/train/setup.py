@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import random
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from sgpo.errors import ConfigError
@@ -15,6 +17,12 @@ from sgpo.train.guard import UpdateGuard, guarded_step
 
 if TYPE_CHECKING:
     from sgpo.tasks.math_task import MathTask
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def pick_device(cfg: Config) -> torch.device:

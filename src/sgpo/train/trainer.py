@@ -17,12 +17,10 @@ One RL step (``Trainer.step``):
 from __future__ import annotations
 
 import dataclasses
-import random
 import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from sgpo.core import ShapingParams, judge_mask, needs_judge, policy_loss
@@ -30,6 +28,7 @@ from sgpo.decode import inner_model
 from sgpo.errors import ConfigError, MissingInputError
 from sgpo.grading import Graded, GradingSettings, grade, grading_stats
 from sgpo.judges.config import build_judge
+from sgpo.judges.state import judge_state, load_judge_state
 from sgpo.judges.stats import collect_stats
 from sgpo.report import write_run_report
 from sgpo.rollouts_file import RolloutsError
@@ -37,11 +36,11 @@ from sgpo.sampling import Rollout, generate, stop_ids, token_logprobs, token_log
 from sgpo.train.batches import Batch, PromptStream, StoredBatches
 from sgpo.train.checkpoint import latest_checkpoint, load_policy_weights, load_trainer_state, restore_rng, save_checkpoint
 from sgpo.train.config import Config, load_config, save_config
-from sgpo.train.guard import UpdateGuard, guarded_step
+from sgpo.train.guard import UpdateGuard, guarded_step, interrupted
 from sgpo.train.measures import evaluate, is_ratio_stats, no_update, sample_records, sampling_precision
 from sgpo.train.metrics import MetricsWriter, read_jsonl, truncate_jsonl
 from sgpo.train.run_dir import SCHEDULE_KEYS, config_diff, run_files
-from sgpo.train.setup import autocast, make_task, pick_device, prompt_for
+from sgpo.train.setup import autocast, make_task, pick_device, prompt_for, seed_everything
 from sgpo.train.sft import initial_policy
 
 
@@ -68,7 +67,7 @@ class Trainer:
             cfg.algorithm.scope, cfg.algorithm.mapping, cfg.algorithm.mapping_params(), cfg.algorithm.scale
         )
         self.grading = GradingSettings(self.method, self.params, self.task.step_mode, cfg.judge.max_steps, cfg.algorithm.rts_unit)
-        self._seed_everything(cfg.train.seed)
+        seed_everything(cfg.train.seed)
         self.policy, self.tokenizer = initial_policy(cfg, self.device, log)
         if self.offline:
             self.offline.validate(self.tokenizer, self.task.step_mode, log)
@@ -110,12 +109,6 @@ class Trainer:
 
     # -- set-up ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _seed_everything(seed: int) -> None:
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
-
     def _needs_judge(self) -> bool:
         """Online: whenever the method uses verdicts. Offline: only if some response in the judging
         scope has no stored verdict (so a fully judged file needs no judge at all)."""
@@ -148,13 +141,16 @@ class Trainer:
         self.stream.position = state["data_position"]
         self.judge_calls = state["judge_calls"]
         self.guard.load_state_dict(state.get("guard", {"skipped_total": 0, "in_row": 0}))  # older runs: none skipped
+        if "judge" in state:  # the noise RNG and verdict cache, so the verdicts go on as without the stop
+            load_judge_state(self.judge, state["judge"])
         for name in ("metrics.jsonl", "samples.jsonl"):
             truncate_jsonl(self.run_dir / name, self.step_idx)
         self.log(f"resumed from {ckpt} at step {self.step_idx}")
 
     def save(self) -> Path:
         extra = {"data_position": self.stream.position, "judge_calls": self.judge_calls,
-                 "config": self.cfg.model_dump(mode="json"), "guard": self.guard.state_dict()}
+                 "config": self.cfg.model_dump(mode="json"), "guard": self.guard.state_dict(),
+                 "judge": judge_state(self.judge)}
         if self.offline:
             extra["rollouts_sha256"] = self.offline.fingerprint
         return save_checkpoint(self.run_dir, self.step_idx, self.policy, self.tokenizer, self.optimizer, self.scheduler, extra)
@@ -192,6 +188,8 @@ class Trainer:
                     if "eval/accuracy" in metrics:
                         post["eval"] = f"{metrics['eval/accuracy']:.2f}"
                     bar.set_postfix(post)
+        except KeyboardInterrupt:  # checkpoints are written atomically: the last complete one is intact
+            raise interrupted(self.run_dir, self.step_idx) from None
         finally:
             if bar is not None:
                 bar.close()
