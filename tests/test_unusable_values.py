@@ -153,6 +153,10 @@ def test_train_refuses_in_one_line_and_touches_nothing(tmp_path, capsys, overrid
     (["eval", "--model", "m", "--timeout", "inf"], "argument --timeout: must be a finite number in (0, 3600]"),
     (["compare", "--seeds", "1", "nan"], "argument --seeds: must be an integer in [0, 4294967295], got 'nan'"),
     (["compare", "--target", "nan"], "argument --target: must be a finite number in [0, 1]"),
+    (["rollout", "--out", "r.jsonl", "--problems", "100000000000"], "argument --problems: must be an integer in [1, 10000000]"),
+    (["rollout", "--out", "r.jsonl", "--batch-prompts", "1e20"], "argument --batch-prompts: must be an integer in [1, 65536]"),
+    (["data", "verl", "--task", "arith", "--out", "d", "--train", "100000000000"], "argument --train: must be an integer in"),
+    (["data", "verl", "--task", "arith", "--out", "d", "--seed", "-5"], "argument --seed: must be an integer in [0, 4294967295]"),
 ])
 def test_numeric_flags_refuse_nan_infinity_and_absurd_sizes(tmp_path, monkeypatch, capsys, argv, words):
     monkeypatch.chdir(tmp_path)
@@ -163,6 +167,6 @@ def test_numeric_flags_refuse_nan_infinity_and_absurd_sizes(tmp_path, monkeypatc
     except SystemExit as e:  # argparse's own exit for a bad flag
         code = e.code
     assert code == 2
-    prefix = f"sgpo {argv[0]}: error: "
-    assert words in one_line(capsys, prefix)
+    line = one_line(capsys, f"sgpo {argv[0]}")  # `sgpo data verl: error: ...` for a subcommand
+    assert "error: " in line and words in line
     assert _snapshot(tmp_path) == before

@@ -11,7 +11,7 @@ One RL step (``Trainer.step``):
      importance ratio are the stored behaviour log-probs (offline) or the policy's own, taken
      before the first update (online; with one epoch of one mini-batch, the update's own forward,
      detached). A sampler that reports its log-probs gets the truncated importance-sampling
-     correction of ``rollout.is_cap``.
+     correction of ``rollout.is_cap``. A non-finite loss or gradient skips the step (``sgpo.train.guard``).
 """
 
 from __future__ import annotations
