@@ -85,3 +85,25 @@ def test_judge_state_round_trip_gives_the_same_verdicts():
 def test_judge_state_refuses_another_judge():
     with pytest.raises(ValueError, match="not the same judge"):
         load_judge_state(Echo(), judge_state(CachedJudge(Echo())))
+
+
+def test_ctrl_c_in_any_command_is_one_line_and_exit_130(monkeypatch, capsys):
+    import sgpo.cli.theory as theory
+
+    def run(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(theory, "run", run)
+    from sgpo.cli import main
+
+    assert main(["theory"]) == 130
+    assert capsys.readouterr().err == "sgpo theory: interrupted\n"
+
+
+def test_the_interrupt_a_run_raises_is_still_a_keyboard_interrupt(tmp_path):
+    from sgpo.errors import RunInterrupted
+    from sgpo.train.guard import interrupted
+
+    e = interrupted(tmp_path, 3)
+    assert isinstance(e, RunInterrupted) and isinstance(e, KeyboardInterrupt)
+    assert str(e) == "interrupted at step 3, before the first checkpoint: nothing to resume"
