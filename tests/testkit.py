@@ -67,20 +67,25 @@ def sgpo_cli(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sgpo.cli", *args], capture_output=True, text=True, env=env, **kw)
 
 
-def train_killed_after_checkpoint(overrides: list[str], run_dir: Path, checkpoint_step: int, last_step: int) -> None:
-    """Start `sgpo train` into ``run_dir`` and SIGKILL it once checkpoint ``checkpoint_step`` is on disk."""
+def train_killed_after_checkpoint(overrides: list[str], run_dir: Path, checkpoint_step: int, last_step: int,
+                                  sig: int = signal.SIGKILL, on_checkpoint=None) -> tuple[int, str]:
+    """Start `sgpo train` into ``run_dir`` and send it ``sig`` once checkpoint ``checkpoint_step`` is
+    on disk (after calling ``on_checkpoint(checkpoint_dir)``, if given). Returns the exit code and stderr."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "sgpo.cli", "train", *overrides, f"train.out_dir={run_dir}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     marker = run_dir / "checkpoints" / f"step_{checkpoint_step}" / "trainer_state.json"
     deadline = time.time() + 120
     while not marker.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert marker.exists()
-    assert not (run_dir / "checkpoints" / f"step_{last_step}").exists(), "the run finished before it could be killed"
+    if on_checkpoint is not None and marker.exists():
+        on_checkpoint(marker.parent)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=300)
+    assert marker.exists(), err
+    assert not (run_dir / "checkpoints" / f"step_{last_step}").exists(), "the run finished before it could be stopped"
+    return proc.returncode, err
 
 
 def assert_resume_is_exact(overrides: list[str], tmp_path: Path, checkpoint_step: int, last_step: int):
@@ -96,11 +101,17 @@ def assert_resume_is_exact(overrides: list[str], tmp_path: Path, checkpoint_step
     return state(full), state(killed)
 
 
+#: Judge counters a checkpoint restores (the cache's and the noise's); the others count a model
+#: judge's calls and time in this process, and start again at 0 in a resumed one.
+RESTORED_JUDGE_COUNTERS = ("judge/cache_hits", "judge/cache_misses", "judge/corrupted")
+
+
 def comparable(metrics: list[dict]) -> list[dict]:
-    """Everything but timings and the judge's process counters: the verdict cache starts empty in
-    the resumed process, so its hit/miss counts differ while every verdict (and so training) is the same."""
+    """Everything but timings and the judge's per-process counters."""
     return [
-        {k: v for k, v in m.items() if not k.startswith(("time/", "judge/")) and k != "tokens_per_s"} for m in metrics
+        {k: v for k, v in m.items()
+         if not k.startswith(("time/", "judge/")) and k != "tokens_per_s" or k in RESTORED_JUDGE_COUNTERS}
+        for m in metrics
     ]
 
 

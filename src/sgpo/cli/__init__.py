@@ -6,16 +6,19 @@ argparse. Modules are imported only when their command runs, and import torch on
 so ``sgpo COMMAND --help`` stays fast. Bad input (:class:`~sgpo.errors.ConfigError`,
 :class:`~sgpo.errors.DataError`) is one line on stderr, ``sgpo COMMAND: error: ...``, and exit
 code 2, for every command; a bad argument is argparse's usage line and the same error line, also
-exit 2. (``sgpo models prepare`` exits 1 when the machine cannot provide the model.)
+exit 2. A run that cannot go on (:class:`~sgpo.errors.RunFailed`, e.g. a training run whose
+updates stay non-finite) is one such line and exit code 1; Ctrl-C is one line and exit code 130.
+(``sgpo models prepare`` exits 1 when the machine cannot provide the model.)
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 
-from sgpo.errors import ConfigError, DataError
+from sgpo.errors import ConfigError, DataError, RunFailed, RunInterrupted
 
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -45,6 +48,45 @@ def positive_int(text: str) -> int:
     return value
 
 
+def int_in(low: int, high: int):
+    """argparse type for a count with bounds: ``high`` keeps a typo (``1e8`` for ``1e3``) from
+    running until the machine runs out of memory."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{low}, {high}], got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{low}, {high}], got {value}")
+        return value
+    return parse
+
+
+def float_in(low: float = -math.inf, high: float = math.inf, low_open: bool = False):
+    """argparse type for a finite number within [low, high] (or (low, high] with ``low_open``):
+    Python's ``float`` takes ``nan`` and ``inf``, which no option of sgpo can train or compute on."""
+    lo = "(" if low_open else "["
+    where = f" in {lo}{low:g}, {high:g}]" if high < math.inf else (f" {'>' if low_open else '>='} {low:g}" if low > -math.inf else "")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a finite number{where}, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (low_open and value == low) or value > high:
+            raise argparse.ArgumentTypeError(f"must be a finite number{where}, got {text!r}")
+        return value
+    return parse
+
+
+#: Any finite number.
+finite_float = float_in()
+#: A finite number > 0 (learning rates, timeouts).
+positive_float = float_in(0.0, low_open=True)
+#: A seed: Python, NumPy (0 .. 2**32 - 1) and torch all take it.
+seed_int = int_in(0, 2**32 - 1)
+
+
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
@@ -72,4 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         # (a bare FileNotFoundError included) is a bug and keeps its traceback.
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
+    except RunFailed as e:  # the input was fine but the run could not go on (e.g. it diverged)
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:  # Ctrl-C: the user knows; a traceback would bury where it stopped
+        print(f"{parser.prog}: {e}" if isinstance(e, RunInterrupted) else f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
 

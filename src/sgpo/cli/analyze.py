@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from sgpo.cli import finite_float
 from sgpo.errors import ConfigError, DataError
 from sgpo.train.config import AlgorithmConfig
 
@@ -16,9 +17,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", help="write report.md, summary.json and plots/ into this directory")
     parser.add_argument("--scope", choices=["all_negative", "all_incorrect"], default=d.scope, help=f"SGPO scope (default {d.scope})")
     parser.add_argument("--mapping", choices=["logistic", "linear", "raw"], default=d.mapping, help=f"RTS -> reward (default {d.mapping})")
-    parser.add_argument("--beta", type=float, default=d.beta, help=f"logistic steepness (default {d.beta})")
-    parser.add_argument("--gamma", type=float, default=d.gamma, help=f"logistic midpoint (default {d.gamma})")
-    parser.add_argument("--linear-scale", type=float, default=d.linear_scale, help=f"linear slope (default {d.linear_scale})")
+    parser.add_argument("--beta", type=finite_float, default=d.beta, help=f"logistic steepness (default {d.beta})")
+    parser.add_argument("--gamma", type=finite_float, default=d.gamma, help=f"logistic midpoint (default {d.gamma})")
+    parser.add_argument("--linear-scale", type=finite_float, default=d.linear_scale, help=f"linear slope (default {d.linear_scale})")
     parser.add_argument("--scale", choices=["group", "batch", "none"], default=d.scale, help=f"advantage scale (default {d.scale})")
 
 

@@ -6,20 +6,21 @@ table; the report, plots and summary.json are written under ``--out``.
 
 from __future__ import annotations
 
+from sgpo.cli import float_in, seed_int
 from sgpo.train.config import load_config
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--config", help="YAML config (default: the built-in arithmetic default, configs/arith.yaml)")
     parser.add_argument("--methods", nargs="+", default=["grpo", "sgpo"], help="methods to compare (default: grpo sgpo)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="training seeds (default: train.seed)")
+    parser.add_argument("--seeds", nargs="+", type=seed_int, default=None, help="training seeds (default: train.seed)")
     parser.add_argument("--out", default="runs/compare", help="output directory (default: runs/compare)")
     parser.add_argument(
         "--metric", choices=["sampled", "greedy"], default="sampled",
         help="headline held-out metric: sampled (eval/avg@k, default) or greedy (eval/accuracy)",
     )
     parser.add_argument(
-        "--target", type=float, default=None,
+        "--target", type=float_in(0.0, 1.0), default=None,
         help="headline accuracy for 'steps to target' (default: the mean start value plus half the best mean gain)",
     )
     parser.add_argument("overrides", nargs="*", help="dotted overrides applied to every run, e.g. train.steps=50")

@@ -15,12 +15,13 @@ import json
 import sys
 from pathlib import Path
 
-from sgpo.cli import positive_int
+from sgpo.cli import int_in, seed_int
 from sgpo.datafiles import write_jsonl
 from sgpo.integrations.verl.data import rows, write
 from sgpo.tasks import wordproblems
 from sgpo.tasks.arith import ArithSpec, ArithTask
 from sgpo.tasks.math_task import MathTask
+from sgpo.train.config import MAX_PROBLEMS
 
 
 def add_arguments(parser) -> None:
@@ -28,15 +29,15 @@ def add_arguments(parser) -> None:
     verl = sub.add_parser("verl", help="an sgpo task's problems as verl RL datasets (train.parquet, val.parquet)")
     verl.add_argument("--task", choices=("arith", "math"), required=True)
     verl.add_argument("--out", required=True, help="folder for train.parquet and val.parquet")
-    verl.add_argument("--train", type=positive_int, default=4096, help="training problems (arith: generated; math: at most)")
-    verl.add_argument("--val", type=positive_int, default=256, help="validation problems")
-    verl.add_argument("--seed", type=int, default=0, help="arith: the generator's seed")
-    verl.add_argument("--n-ops", type=positive_int, default=4, help="arith: operations per problem")
+    verl.add_argument("--train", type=int_in(1, MAX_PROBLEMS), default=4096, help="training problems (arith: generated; math: at most)")
+    verl.add_argument("--val", type=int_in(1, MAX_PROBLEMS), default=256, help="validation problems")
+    verl.add_argument("--seed", type=seed_int, default=0, help="arith: the generator's seed")
+    verl.add_argument("--n-ops", type=int_in(1, 1000), default=4, help="arith: operations per problem")
     verl.add_argument("--train-file", action="append", default=[], help="math: problem files (JSONL/JSON/Parquet)")
     verl.add_argument("--eval-file", action="append", default=[], help="math: held-out problem files")
     verl.add_argument("--system-prompt", default=None, help="system message (math: the task's own by default)")
     wp = sub.add_parser("wordproblems", help="rewrite (or --check) the built-in word-problem files")
-    wp.add_argument("--seed", type=int, default=wordproblems.SEED)
+    wp.add_argument("--seed", type=seed_int, default=wordproblems.SEED)
     wp.add_argument("--out", default=None, help="directory to write to (default: the package's data/)")
     wp.add_argument("--check", action="store_true", help="compare with the shipped files instead of writing")
 

@@ -11,18 +11,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sgpo.cli import positive_int
+from sgpo.cli import float_in, int_in, positive_int, seed_int
 from sgpo.tasks.verify import EXTRACTIONS, AnswerChecker
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("files", nargs="*", help="JSONL/JSON/Parquet benchmark files (default: the built-in word-problem test split)")
     parser.add_argument("--model", required=True, help="local Hugging Face model directory (e.g. from `sgpo models prepare smollm2`)")
-    parser.add_argument("--k", type=positive_int, default=4, help="responses sampled per problem (default 4)")
-    parser.add_argument("--temperature", type=float, default=0.6, help="sampling temperature; 0 = greedy, one response (default 0.6)")
-    parser.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling threshold (default 0.95)")
-    parser.add_argument("--max-new-tokens", type=positive_int, default=512, help="longest response in tokens (default 512)")
-    parser.add_argument("--batch-size", type=positive_int, default=16, help="responses generated at once, k per problem (default 16)")
+    parser.add_argument("--k", type=int_in(1, 1024), default=4, help="responses sampled per problem (default 4)")
+    parser.add_argument("--temperature", type=float_in(0.0), default=0.6, help="sampling temperature; 0 = greedy, one response (default 0.6)")
+    parser.add_argument("--top-p", type=float_in(0.0, 1.0, low_open=True), default=0.95, help="nucleus sampling threshold (default 0.95)")
+    parser.add_argument("--max-new-tokens", type=int_in(1, 1 << 20), default=512, help="longest response in tokens (default 512)")
+    parser.add_argument("--batch-size", type=int_in(1, 1 << 20), default=16, help="responses generated at once, k per problem (default 16)")
     parser.add_argument("--limit", type=positive_int, default=None, help="only the first N problems of each file")
     parser.add_argument("--problem-field", help="field with the problem text (default: detected)")
     parser.add_argument("--answer-field", help="field with the final answer (default: detected; GSM8K '#### 42' answers are understood)")
@@ -32,8 +32,8 @@ def add_arguments(parser) -> None:
                         help="chat: the tokenizer's chat template; plain: question then newline (base models); auto: chat if the tokenizer has one")
     parser.add_argument("--extract", nargs="+", choices=EXTRACTIONS, default=["boxed", "answer_line"],
                         help="how the final answer is found, tried in order (default: boxed answer_line)")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per math-verify check (default 5)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    parser.add_argument("--timeout", type=float_in(0.0, 3600.0, low_open=True), default=5.0, help="seconds per math-verify check (default 5)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="sampling seed")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--out", help="per-problem results JSONL; a summary JSON is written next to it")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -6,8 +6,8 @@ Samples, verifies (and with ``--judge`` judges) responses into a rollouts file f
 
 from __future__ import annotations
 
-from sgpo.cli import positive_int
-from sgpo.train.config import load_config
+from sgpo.cli import int_in
+from sgpo.train.config import MAX_PROBLEMS, MAX_PROMPTS, load_config
 
 
 def add_arguments(parser) -> None:
@@ -15,9 +15,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="rollouts JSONL to write")
     parser.add_argument("--judge", action="store_true", help="judge the responses in algorithm.scope with the configured judge")
     parser.add_argument("--split", default="train", choices=["train", "validation", "test"], help="problems to roll out (default train)")
-    parser.add_argument("--problems", type=positive_int, default=None,
+    parser.add_argument("--problems", type=int_in(1, MAX_PROBLEMS), default=None,
                         help="number of problems (default: task.n_train for train, task.n_eval otherwise)")
-    parser.add_argument("--batch-prompts", type=positive_int, default=None, help="problems per generate call (default rollout.prompts_per_step)")
+    parser.add_argument("--batch-prompts", type=int_in(1, MAX_PROMPTS), default=None, help="problems per generate call (default rollout.prompts_per_step)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rollout.group_size=8 model.path=models/smollm2")
 

@@ -9,26 +9,36 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+from argparse import ArgumentTypeError
 from itertools import product
 from pathlib import Path
 
+from sgpo.cli import finite_float, float_in, int_in, positive_float, seed_int
 from sgpo.core import METHODS, REWARD_MAPPINGS, SCOPES
 from sgpo.errors import ConfigError
 from sgpo.theory.dynamics import Curves, exact_dynamics, iterations_to, sampled_dynamics
-from sgpo.theory.gradient import THEORY_SCALES, Method
+from sgpo.theory.gradient import RANDOM_DRAWS, THEORY_SCALES, Method
 from sgpo.theory.model import accuracy, as_theta, p_all_negative
 
 DEFAULT_METHODS = ("grpo", "sgpo", "ngrpo", "random")
+#: Largest group size a flag accepts; the memory check below usually binds first.
+MAX_GROUP = 100_000
+#: Most numbers one tensor of the dynamics may hold (~1 GB at 8 bytes each): the exact gradient
+#: enumerates C(G + K, K) groups of G, ``random`` draws 20,000 groups per mixed count, and
+#: ``--mc-groups`` samples B groups of G per iteration, so -G 100000000 would need terabytes.
+MAX_ELEMENTS = 1 << 27
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--group-size", "-G", type=int, default=8, help="responses per group (default 8)")
-    parser.add_argument("--theta0", type=float, nargs="+", default=[-3.0, -3.0], metavar="THETA",
+    parser.add_argument("--group-size", "-G", type=int_in(2, MAX_GROUP), default=8,
+                        help=f"responses per group, 2..{MAX_GROUP} (default 8)")
+    parser.add_argument("--theta0", type=finite_float, nargs="+", default=[-3.0, -3.0], metavar="THETA",
                         help="initial per-step logits, one per step or one for all (default -3 -3: "
                         "98%% of groups all-negative at G = 8)")
-    parser.add_argument("--lr", type=float, default=0.1, help="gradient-ascent step size (default 0.1)")
-    parser.add_argument("--iters", type=int, default=400, help="iterations (default 400)")
-    parser.add_argument("--steps-k", type=int, default=2, metavar="K", help="reasoning steps per response (default 2)")
+    parser.add_argument("--lr", type=positive_float, default=0.1, help="gradient-ascent step size (default 0.1)")
+    parser.add_argument("--iters", type=int_in(1, 1_000_000), default=400, help="iterations (default 400)")
+    parser.add_argument("--steps-k", type=int_in(1, 64), default=2, metavar="K", help="reasoning steps per response (default 2)")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS.names(), metavar="METHOD",
                         help=f"methods to compare (default {' '.join(DEFAULT_METHODS)})")
     parser.add_argument("--mapping", nargs="+", default=["logistic"], choices=REWARD_MAPPINGS.names(),
@@ -39,10 +49,10 @@ def add_arguments(parser) -> None:
                         help="which wrong responses sgpo/random grade (default all_negative)")
     parser.add_argument("--scale", nargs="+", default=["group"], choices=THEORY_SCALES,
                         help="advantage scale: group = std normalisation, none = Dr. GRPO (default group)")
-    parser.add_argument("--levels", type=float, nargs="+", default=[0.5, 0.9], help="accuracy levels (default 0.5 0.9)")
-    parser.add_argument("--mc-groups", type=int, default=0, metavar="B",
+    parser.add_argument("--levels", type=float_in(0.0, 1.0), nargs="+", default=[0.5, 0.9], help="accuracy levels (default 0.5 0.9)")
+    parser.add_argument("--mc-groups", type=int_in(0, MAX_ELEMENTS), default=0, metavar="B",
                         help="also run the dynamics with B sampled groups per step (default 0: off)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of sampled groups and random RTS (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of sampled groups and random RTS (default 0)")
     parser.add_argument("--out", type=Path, default=Path("runs/theory"), help="output directory (default runs/theory)")
 
 
@@ -53,10 +63,21 @@ def _mapping_params(items: list[str]) -> dict[str, float]:
         if not sep:
             raise ConfigError(f"--mapping-param wants KEY=VALUE, got {item!r}")
         try:
-            params[key.strip()] = float(value)
-        except ValueError:
-            raise ConfigError(f"--mapping-param {item!r}: the value must be a number") from None
+            params[key.strip()] = finite_float(value)
+        except (ValueError, ArgumentTypeError):
+            raise ConfigError(f"--mapping-param {item!r}: the value must be a finite number") from None
     return params
+
+
+def _check_size(args: argparse.Namespace, K: int, G: int) -> None:
+    """Refuse, before any work, a setting whose tensors would not fit in memory."""
+    sizes = [(f"-G {G} with --steps-k {K}", math.comb(G + K, K) * G, "lower -G or --steps-k")]
+    if "random" in args.methods:
+        sizes.append((f"-G {G} with method random", (G - 1) * G * RANDOM_DRAWS, "lower -G or leave out random"))
+    sizes.append((f"--mc-groups {args.mc_groups} with -G {G}", args.mc_groups * G, "lower --mc-groups"))
+    for what, n, fix in sizes:
+        if n > MAX_ELEMENTS:
+            raise ConfigError(f"{what} needs tensors of {n:.3g} numbers, more than the {MAX_ELEMENTS:.3g} allowed; {fix}")
 
 
 def _configurations(args: argparse.Namespace) -> list[Method]:
@@ -95,6 +116,7 @@ def run(args) -> int:
     if theta0.numel() != K:
         raise ConfigError(f"--theta0 needs 1 or {K} values (one per step), got {theta0.numel()}")
     methods = _configurations(args)
+    _check_size(args, K, G)
 
     results = []
     for method in methods:

@@ -10,9 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-from sgpo.cli import positive_int
+from sgpo.cli import float_in, int_in, positive_float, positive_int, seed_int
 from sgpo.datafiles import write_jsonl
+from sgpo.errors import ConfigError
 from sgpo.judges.base import JudgeRequest
+from sgpo.train.config import MAX_BATCH, MAX_GROUP, MAX_PROBLEMS, MAX_TINY_LAYERS, MAX_TINY_WIDTH, head_split_problem
 
 
 def add_arguments(parser) -> None:
@@ -21,23 +23,23 @@ def add_arguments(parser) -> None:
                              "Default: generate from the arithmetic task")
     parser.add_argument("--source", choices=("policy", "corrupted", "mixed"), default="policy",
                         help="generated data: warmed-up policy samples, corrupted references, or half each (default policy)")
-    parser.add_argument("--n-train", type=positive_int, default=4000, help="generated training rows (default 4000)")
-    parser.add_argument("--samples", type=positive_int, default=4, help="policy samples per problem (default 4)")
-    parser.add_argument("--warmup-steps", type=int, default=1000, help="supervised warm-up of the sampling policy (cached)")
-    parser.add_argument("--noise-p", type=float, default=0.1, help="warm-up noise of the sampling policy (default 0.1)")
+    parser.add_argument("--n-train", type=int_in(1, MAX_PROBLEMS), default=4000, help="generated training rows (default 4000)")
+    parser.add_argument("--samples", type=int_in(1, MAX_GROUP), default=4, help="policy samples per problem (default 4)")
+    parser.add_argument("--warmup-steps", type=int_in(0, 10_000_000), default=1000, help="supervised warm-up of the sampling policy (cached)")
+    parser.add_argument("--noise-p", type=float_in(0.0, 1.0), default=0.1, help="warm-up noise of the sampling policy (default 0.1)")
     parser.add_argument("--base-model", default="auto",
                         help="the causal LM to start from: a directory, a packaged name (smollm2), `policy` (the warmed-up "
                              "sampling policy), `tiny` (a fresh tiny Llama); auto: policy for generated policy data, else tiny")
-    parser.add_argument("--layers", type=positive_int, default=2, help="tiny model layers (default 2)")
-    parser.add_argument("--d-model", type=positive_int, default=128, help="tiny model width (default 128)")
-    parser.add_argument("--heads", type=positive_int, default=4, help="tiny model attention heads (default 4)")
+    parser.add_argument("--layers", type=int_in(1, MAX_TINY_LAYERS), default=2, help="tiny model layers (default 2)")
+    parser.add_argument("--d-model", type=int_in(8, MAX_TINY_WIDTH), default=128, help="tiny model width (default 128)")
+    parser.add_argument("--heads", type=int_in(1, MAX_TINY_WIDTH), default=4, help="tiny model attention heads (default 4)")
     parser.add_argument("--steps", type=positive_int, default=800, help="optimizer steps (default 800)")
-    parser.add_argument("--batch-size", type=positive_int, default=32, help="solutions per step (default 32)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    parser.add_argument("--batch-size", type=int_in(1, MAX_BATCH), default=32, help="solutions per step (default 32)")
+    parser.add_argument("--lr", type=positive_float, default=1e-3, help="peak learning rate (default 1e-3)")
     parser.add_argument("--reference", choices=("auto", "yes", "no"), default="auto",
                         help="show the judge the reference solution (auto: if most training rows have one)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--seed", type=seed_int, default=0)
+    parser.add_argument("--threads", type=int_in(1, 4096), default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", default="models/arith-judge", help="output directory (default models/arith-judge)")
 
 
@@ -50,6 +52,11 @@ def run(args) -> int:
     from sgpo.judges.judge_eval import compute_metrics, evaluate, markdown_table
     from sgpo.judges.prm import JUDGE_META, PRMJudge
 
+    base = args.base_model
+    if base == "auto":
+        base = "policy" if not args.data and args.source in ("policy", "mixed") else "tiny"
+    if base == "tiny" and (problem := head_split_problem(args.d_model, args.heads)):  # before any data work
+        raise ConfigError(f"--heads {args.heads} {problem.replace('d_model=', '--d-model ')}")
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -59,9 +66,6 @@ def run(args) -> int:
     use_reference = {"yes": True, "no": False}.get(args.reference)
     if use_reference is None:
         use_reference = sum(r.reference is not None for r in data["train"]) * 2 > len(data["train"])
-    base = args.base_model
-    if base == "auto":
-        base = "policy" if not args.data and args.source in ("policy", "mixed") else "tiny"
     if base == "policy":  # the policy already reads these solutions; its body is a head start
         base = str(warmed_policy(args.warmup_steps, args.noise_p, args.seed, log)[2])
     model, tokenizer = build_model(None if base == "tiny" else base, args.layers, args.d_model, args.heads, args.seed)

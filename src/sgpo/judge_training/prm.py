@@ -21,6 +21,7 @@ import random
 
 from sgpo.judges.base import JudgeRequest
 from sgpo.judges.data import LabelledSolution, read_labelled
+from sgpo.train.guard import UpdateGuard
 from sgpo.train.setup import optimizer_step
 
 SEPARATOR = "<step>"
@@ -119,8 +120,11 @@ def _encode_all(judge, rows: list[LabelledSolution]):
     return out
 
 
-def train_steps(judge, rows: list[LabelledSolution], steps: int, batch_size: int, lr: float, seed: int, log) -> list[float]:
-    """Cross-entropy on the step-boundary positions (see :func:`step_targets`)."""
+def train_steps(judge, rows: list[LabelledSolution], steps: int, batch_size: int, lr: float, seed: int, log,
+                max_skipped_steps: int = 3) -> list[float]:
+    """Cross-entropy on the step-boundary positions (see :func:`step_targets`). A step with a
+    non-finite loss or gradient is skipped; ``max_skipped_steps`` in a row stop training
+    (:class:`~sgpo.errors.TrainingDiverged`)."""
     import torch
 
     model, data = judge.model, _encode_all(judge, rows)
@@ -132,6 +136,7 @@ def train_steps(judge, rows: list[LabelledSolution], steps: int, batch_size: int
     pad = judge.tokenizer.pad_token_id or 0
     model.train()
     losses = []
+    guard = UpdateGuard(max_skipped_steps, "judge training")
     for step in range(steps):
         batch = [data[rng.randrange(len(data))] for _ in range(batch_size)]
         width = max(len(e.ids) for e, _ in batch)
@@ -144,7 +149,7 @@ def train_steps(judge, rows: list[LabelledSolution], steps: int, batch_size: int
             labels[row, e.positions] = torch.tensor(lab, dtype=torch.long)
         logits = model(input_ids=ids, attention_mask=mask).logits
         loss = torch.nn.functional.cross_entropy(logits.view(-1, 2), labels.view(-1), ignore_index=-100)
-        losses.append(optimizer_step(model, opt, sched, loss))
+        losses.append(optimizer_step(model, opt, sched, loss, guard=guard, step=step + 1))
         if (step + 1) % max(1, steps // 10) == 0:
             log(f"step {step + 1}/{steps}: loss {sum(losses[-20:]) / len(losses[-20:]):.4f}")
     model.eval()

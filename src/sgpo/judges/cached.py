@@ -22,6 +22,19 @@ class CachedJudge:
         self.hits = 0
         self.misses = 0
 
+    def state_dict(self) -> dict:
+        """The cached verdicts (least recently used first) and the counters, as JSON-able lists: a
+        cached verdict is served instead of asking the inner judge again, which for a noisy or
+        sampling judge may answer differently, so a resumed run needs the same cache."""
+        entries = [[problem, list(steps), reference, v.first_error, v.n_steps, v.status, v.raw]
+                   for (problem, steps, reference), v in self._cache.items()]
+        return {"entries": entries, "hits": self.hits, "misses": self.misses}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._cache = OrderedDict(((problem, tuple(steps), reference), Verdict(first_error, n_steps, status, raw))
+                                  for problem, steps, reference, first_error, n_steps, status, raw in state["entries"])
+        self.hits, self.misses = state["hits"], state["misses"]
+
     def judge(self, requests: list[JudgeRequest]) -> list[Verdict]:
         keys = [r.key() for r in requests]
         todo: dict[tuple, JudgeRequest] = {}

@@ -12,7 +12,7 @@ of the chosen kind is read. Example (YAML)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,9 +26,22 @@ if TYPE_CHECKING:
 
 JUDGE_KINDS = ("rule", "llm_http", "llm_local", "prm")
 
+#: Upper bounds shared with the training config: far above any real setting, low enough that a
+#: typo (``1e20``) is a config error instead of a process that spins or runs out of memory.
+#: Items per batch (requests, responses, solutions).
+MAX_BATCH = 1 << 20
+#: Tokens of one reply or response (1M).
+MAX_TOKENS = 1 << 20
+#: A wait, in seconds (one day): beyond it timers overflow, and nothing real waits that long.
+MAX_SECONDS = 86_400.0
+#: Seeds go to Python, NumPy (which takes 0 .. 2**32 - 1) and torch generators.
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    # NaN or infinity in a float option is always a mistake (a NaN threshold compares false with
+    # everything, an infinite timeout overflows the HTTP client's timer): refused for every field.
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
 
 
 class LLMConfig(_Section):
@@ -40,13 +53,13 @@ class LLMConfig(_Section):
     """Read the template from this file instead (give ``template`` or ``template_file``, not both)."""
     system: str | None = "default"
     """System message; ``default`` for the built-in one, None or "" for none."""
-    samples: int = Field(default=1, ge=1)
+    samples: int = Field(default=1, ge=1, le=1024)
     """Replies per request; above 1 the verdict is their majority vote (needs temperature > 0)."""
     temperature: float = Field(default=0.0, ge=0.0)
     """Sampling temperature; 0 is greedy."""
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     """Nucleus sampling; None leaves the backend's default."""
-    max_tokens: int = Field(default=1024, ge=1)
+    max_tokens: int = Field(default=1024, ge=1, le=MAX_TOKENS)
     """Longest reply; reasoning judges (QwQ, o4-mini) need thousands."""
 
 
@@ -59,17 +72,17 @@ class HTTPConfig(_Section):
     """Model name sent with each request; None: the first model the server lists."""
     api_key_env: str | None = "OPENAI_API_KEY"
     """Environment variable with the API key (sent only when set; local servers need none)."""
-    timeout_s: float = Field(default=120.0, gt=0)
+    timeout_s: float = Field(default=120.0, gt=0, le=MAX_SECONDS)
     """Total deadline of one HTTP request."""
-    max_retries: int = Field(default=3, ge=0)
+    max_retries: int = Field(default=3, ge=0, le=100)
     """Extra attempts after a 429, a 5xx or a connection error."""
-    backoff_s: float = Field(default=0.5, ge=0)
+    backoff_s: float = Field(default=0.5, ge=0, le=MAX_SECONDS)
     """First retry waits about this long; each further retry doubles it (with jitter)."""
-    backoff_max_s: float = Field(default=8.0, ge=0)
+    backoff_max_s: float = Field(default=8.0, ge=0, le=MAX_SECONDS)
     """Longest wait between retries (also caps a server's Retry-After)."""
     retry_timeouts: bool = False
     """Also retry requests that hit ``timeout_s``."""
-    concurrency: int = Field(default=16, ge=1)
+    concurrency: int = Field(default=16, ge=1, le=4096)
     """Most requests in flight at once."""
     use_n: bool = False
     """Ask for all samples in one request with the API's ``n`` (vLLM, SGLang, OpenAI support it)."""
@@ -88,11 +101,11 @@ class LocalConfig(_Section):
     """Torch device."""
     dtype: str = "auto"
     """``auto`` (as saved), ``float32``, ``bfloat16`` or ``float16``."""
-    batch_size: int = Field(default=8, ge=1)
+    batch_size: int = Field(default=8, ge=1, le=MAX_BATCH)
     """Conversations per generate call."""
-    max_time_s: float | None = Field(default=None, gt=0)
+    max_time_s: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
     """Wall-time limit of one generate call (cut replies parse as invalid)."""
-    threads: int | None = Field(default=None, ge=1)
+    threads: int | None = Field(default=None, ge=1, le=4096)
     """Torch CPU threads, set for the whole process when the model loads (None: torch's
     default). On a machine busy with other work, 1 can be many times faster than oversubscribing."""
 
@@ -113,9 +126,9 @@ class PRMConfig(_Section):
     """Torch device."""
     dtype: str = "auto"
     """``auto`` (as saved), ``float32``, ``bfloat16`` or ``float16``."""
-    batch_size: int = Field(default=16, ge=1)
+    batch_size: int = Field(default=16, ge=1, le=MAX_BATCH)
     """Responses per forward pass."""
-    max_length: int = Field(default=4096, ge=16)
+    max_length: int = Field(default=4096, ge=16, le=MAX_TOKENS)
     """Longest input in tokens; a longer one is cut at the end. An error found among the steps
     that fit is reported; otherwise the verdict is ``invalid`` (the cut steps were not checked)."""
     step_separator: str | None = None
@@ -124,7 +137,7 @@ class PRMConfig(_Section):
     """System message for the qwen format's chat template; ``default`` is Qwen's own."""
     trust_remote_code: bool = False
     """Allow the model's own code (Qwen2.5-Math-PRM ships a custom model class)."""
-    threads: int | None = Field(default=None, ge=1)
+    threads: int | None = Field(default=None, ge=1, le=4096)
     """Torch CPU threads, set process-wide when the model loads (None: torch's default)."""
 
 
@@ -143,13 +156,13 @@ class JudgeConfig(_Section):
     """Model of the ``llm_local`` judge."""
     prm: PRMConfig = Field(default_factory=PRMConfig)
     """Model of the ``prm`` judge."""
-    max_steps: int | None = Field(default=None, ge=1)
+    max_steps: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
     """Merge a response's steps to at most this many before judging (None: no limit)."""
     noise_p: float = Field(default=0.0, ge=0.0, le=1.0)
     """Probability of replacing a verdict by a wrong one (NoisyJudge), to study judge errors."""
     noise_mode: Literal["shift", "random"] = "shift"
     """How a noisy verdict is wrong: first-error index shifted by one step, or drawn at random."""
-    noise_seed: int = 0
+    noise_seed: Seed = 0
     """Seed of the noise."""
     cache: bool = True
     """Remember verdicts keyed by (problem, steps, reference)."""

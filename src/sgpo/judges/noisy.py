@@ -15,7 +15,8 @@ class NoisyJudge:
 
     ``shift`` moves the first-error index one step earlier or later (-1, "no error", counts as the
     position after the last step); ``random`` draws any other index in {-1, 0, ..., K-1}.
-    Failed verdicts pass through untouched. Seeded: the same calls give the same corruptions.
+    Failed verdicts pass through untouched. Seeded: the same calls give the same corruptions, also
+    across a resume (``state_dict``).
     """
 
     def __init__(self, inner: StepJudge, p: float, mode: str = "shift", seed: int = 0):
@@ -37,6 +38,16 @@ class NoisyJudge:
             step = self.rng.choice((-1, 1))
             new = pos + step if 0 <= pos + step <= K else pos - step
         return -1 if new == K else new
+
+    def state_dict(self) -> dict:
+        """The noise's RNG and count: a resumed run draws the corruptions an uninterrupted one would."""
+        version, internal, gauss = self.rng.getstate()
+        return {"rng": [version, list(internal), gauss], "corrupted": self.corrupted}
+
+    def load_state_dict(self, state: dict) -> None:
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        self.corrupted = state["corrupted"]
 
     def judge(self, requests: list[JudgeRequest]) -> list[Verdict]:
         out = []

@@ -27,6 +27,8 @@ from sgpo.theory.model import DTYPE, outcome_log_probs, outcome_scores, sample_o
 THEORY_SCALES = ("group", "none")
 #: Methods whose rewards depend on the RTS mapping and scope.
 GRADED_METHODS = ("sgpo", "random")
+#: Groups drawn per mixed count to average the ``random`` method's advantages.
+RANDOM_DRAWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ def composition_probs(theta: torch.Tensor, comps: Compositions) -> torch.Tensor:
     return (comps.log_coef + comps.counts @ outcome_log_probs(theta)).exp()
 
 
-def advantage_weights(method: Method, comps: Compositions, random_draws: int = 20_000, seed: int = 0) -> torch.Tensor:
+def advantage_weights(method: Method, comps: Compositions, random_draws: int = RANDOM_DRAWS, seed: int = 0) -> torch.Tensor:
     """W[m, c]: the summed (expected) advantage of the responses with outcome c in composition m.
 
     Advantages depend on the group only, never on theta, so W is computed once per method.
@@ -168,7 +170,7 @@ class ExactGradient:
     ``ExactGradient(Method("sgpo"), 8, 2)(theta)`` -> [K].
     """
 
-    def __init__(self, method: Method, group_size: int, n_steps: int, random_draws: int = 20_000, seed: int = 0):
+    def __init__(self, method: Method, group_size: int, n_steps: int, random_draws: int = RANDOM_DRAWS, seed: int = 0):
         self.method = method
         self.comps = compositions(group_size, n_steps)
         self.weights = advantage_weights(method, self.comps, random_draws, seed)

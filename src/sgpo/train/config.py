@@ -4,6 +4,12 @@
 
 Every option is documented where it is declared. Unknown keys and bad values raise
 :class:`ConfigError`, which names the key and the valid choices.
+
+Values that cannot be trained on are bad values too: no float option accepts NaN or infinity
+(``allow_inf_nan=False`` on every section, here and in the judge's), and sizes have upper bounds
+(the ``MAX_*`` constants here and in :mod:`sgpo.judges.config`) far above any run one machine
+holds, so that a typo such as ``rollout.prompts_per_step=1e20`` is an error instead of a run that
+spins forever or exhausts memory.
 """
 
 from __future__ import annotations
@@ -12,13 +18,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 from omegaconf import OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from sgpo.judges.config import JudgeConfig
+from sgpo.judges.config import MAX_BATCH, MAX_TOKENS, JudgeConfig, Seed
+
+#: Responses per prompt (G), and samples per problem in evaluation.
+MAX_GROUP = 1024
+#: Prompts per RL step (N); the batch holds N * G responses.
+MAX_PROMPTS = 65_536
+#: Problems drawn by the generator or read from files (about 0.5 KB of memory each).
+MAX_PROBLEMS = 10_000_000
+#: Layers, and width, of the built-in tiny model (larger policies come from ``model.path``).
+MAX_TINY_LAYERS, MAX_TINY_WIDTH = 128, 8192
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True,
+                              allow_inf_nan=False)
 
 
 class TaskConfig(_Section):
@@ -26,7 +42,7 @@ class TaskConfig(_Section):
     """The task: ``arith`` is the built-in multi-step arithmetic task with an exact rule judge;
     ``math`` reads problems from files (the ``data`` section; the built-in word-problem set by
     default) and checks answers with math-verify."""
-    n_ops: int = Field(default=4, ge=1)
+    n_ops: int = Field(default=4, ge=1, le=1000)
     """Operations per problem (solution steps before the answer line)."""
     start_max: int = Field(default=20, ge=1)
     """Start value drawn from 1..start_max."""
@@ -38,11 +54,11 @@ class TaskConfig(_Section):
     """Operations allowed."""
     value_max: int = Field(default=999, ge=1)
     """Intermediate values stay within 0..value_max."""
-    n_train: int = Field(default=4000, ge=1)
+    n_train: int = Field(default=4000, ge=1, le=MAX_PROBLEMS)
     """Training problems (drawn once; RL cycles through them in a seeded order)."""
-    n_eval: int = Field(default=200, ge=1)
+    n_eval: int = Field(default=200, ge=1, le=MAX_PROBLEMS)
     """Held-out validation problems for periodic evaluation."""
-    seed: int = 0
+    seed: Seed = 0
     """Seed of the problem generator (independent of the training seed)."""
     system_prompt: str | None = None
     """System prompt (chat template) or preamble (plain template); None: the task's default."""
@@ -55,7 +71,7 @@ class TaskConfig(_Section):
     """Math only: how the final answer is found in a response, tried in order: ``boxed`` the last
     ``\\boxed{...}``; ``answer_line`` what follows the last "answer is", "Answer:" or "####";
     ``last_number`` the last number (lenient: rewards answers the model did not mark)."""
-    verify_timeout_s: float = Field(default=5.0, gt=0)
+    verify_timeout_s: float = Field(default=5.0, gt=0, le=3600)
     """Math only: seconds one math-verify comparison may take; a check that overruns is killed
     and counts as wrong (its status is ``timeout``)."""
 
@@ -84,13 +100,14 @@ class ModelConfig(_Section):
     """Local Hugging Face model directory. None builds the tiny model below (with the task's tokenizer)."""
     arch: Literal["llama", "qwen2"] = "llama"
     """Architecture of the tiny model."""
-    n_layers: int = Field(default=2, ge=1)
+    n_layers: int = Field(default=2, ge=1, le=MAX_TINY_LAYERS)
     """Layers of the tiny model."""
-    d_model: int = Field(default=128, ge=8)
+    d_model: int = Field(default=128, ge=8, le=MAX_TINY_WIDTH)
     """Hidden size of the tiny model."""
-    n_heads: int = Field(default=4, ge=1)
-    """Attention heads of the tiny model."""
-    lora_r: int = Field(default=0, ge=0)
+    n_heads: int = Field(default=4, ge=1, le=MAX_TINY_WIDTH, validate_default=True)
+    """Attention heads of the tiny model: they must split ``d_model`` into heads of an even width
+    (rotary embeddings rotate pairs of dimensions)."""
+    lora_r: int = Field(default=0, ge=0, le=MAX_TINY_WIDTH)
     """Rank of LoRA adapters (needs ``peft``: ``pip install sgpo[lora]``); 0 trains every weight. With
     LoRA only the adapters train and checkpoints hold only the adapters, so a large policy fits
     in memory with its optimizer state. The warm-up, if any, still trains the full model first."""
@@ -106,29 +123,47 @@ class ModelConfig(_Section):
     ``disable_dropout`` does: old log-probs are taken in eval mode and the update runs in train
     mode, so with dropout the importance ratio of an on-policy sample would not start at 1."""
 
+    @field_validator("n_heads")
+    @classmethod
+    def _heads_split_the_width(cls, n_heads: int, info: ValidationInfo) -> int:
+        d_model = info.data.get("d_model")
+        if info.data.get("path") is None and d_model is not None and (problem := head_split_problem(d_model, n_heads)):
+            raise ValueError(problem)
+        return n_heads
+
+
+def head_split_problem(d_model: int, n_heads: int) -> str | None:
+    """Why a tiny model of width ``d_model`` cannot have ``n_heads`` heads, or None if it can
+    (transformers would refuse it only when the model is built, after any warm-up data work)."""
+    if d_model % n_heads:
+        return f"must divide d_model={d_model} (heads of equal width)"
+    if (d_model // n_heads) % 2:
+        return f"gives heads of odd width {d_model // n_heads} with d_model={d_model}; rotary embeddings need an even width"
+    return None
+
 
 class WarmupConfig(_Section):
     """Supervised warm-up on (noisy) reference solutions before RL; its checkpoint is cached and reused."""
 
     steps: int = Field(default=0, ge=0)
     """Optimizer steps of supervised training; 0 skips the warm-up."""
-    batch_size: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=64, ge=1, le=MAX_BATCH)
     """Solutions per step."""
     lr: float = Field(default=2e-3, gt=0)
     """Peak learning rate (cosine decay after 5% warm-up)."""
     noise_p: float = Field(default=0.0, ge=0.0, le=1.0)
     """Probability that a solution line's result is corrupted (and the chain continues from the wrong
     value), so the warmed-up policy has the format but only partial competence."""
-    seed: int = 0
+    seed: Seed = 0
     """Seed of the warm-up (model init, data order, noise)."""
     cache_dir: str = "~/.cache/sgpo/warmup"
     """Where warm-up checkpoints are kept, keyed by a hash of everything that shapes them."""
 
 
 class RolloutConfig(_Section):
-    group_size: int = Field(default=8, ge=2)
+    group_size: int = Field(default=8, ge=2, le=MAX_GROUP)
     """G: responses sampled per prompt. Group statistics need at least 2."""
-    prompts_per_step: int = Field(default=16, ge=1)
+    prompts_per_step: int = Field(default=16, ge=1, le=MAX_PROMPTS)
     """N: prompts per RL step (the batch holds N * G responses)."""
     temperature: float = Field(default=1.0, gt=0)
     """Sampling temperature (also applied to the log-probs in the loss)."""
@@ -138,7 +173,7 @@ class RolloutConfig(_Section):
     """Leave responses cut at ``max_new_tokens`` (no stop token) out of the loss, as TRL's option of
     that name does: a cut response is judged on an unfinished answer. They still count in the
     group's rewards and statistics."""
-    max_new_tokens: int = Field(default=48, ge=1)
+    max_new_tokens: int = Field(default=48, ge=1, le=MAX_TOKENS)
     """Longest response, in tokens."""
     sampler: Literal["auto", "kv", "hf"] = "auto"
     """How responses are sampled (training and evaluation): ``kv`` a decode loop over a KV cache
@@ -181,7 +216,7 @@ class AlgorithmConfig(_Section):
     """k3 KL coefficient to a frozen reference; 0 loads no reference model."""
     aggregation: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = "token_mean"
     """How per-token losses become one number (DAPO, GRPO, Dr. GRPO)."""
-    dapo_resample_rounds: int = Field(default=0, ge=0)
+    dapo_resample_rounds: int = Field(default=0, ge=0, le=100)
     """DAPO only: extra rounds of prompts sampled to refill groups dropped for zero variance."""
 
     def mapping_params(self) -> dict[str, float]:
@@ -199,9 +234,9 @@ class OptimConfig(_Section):
     """Optimizer steps of linear learning-rate warm-up (then constant)."""
     grad_clip: float = Field(default=1.0, gt=0)
     """Clip the global gradient norm to this."""
-    ppo_epochs: int = Field(default=1, ge=1)
+    ppo_epochs: int = Field(default=1, ge=1, le=1000)
     """mu: passes over each batch of rollouts."""
-    mini_batch_size: int = Field(default=64, ge=1)
+    mini_batch_size: int = Field(default=64, ge=1, le=MAX_BATCH)
     """Responses per optimizer step."""
 
 
@@ -211,7 +246,7 @@ class TrainConfig(_Section):
     ``data.rollouts``, with their stored behaviour log-probs in the importance ratio."""
     steps: int = Field(default=100, ge=0)
     """RL steps."""
-    seed: int = 0
+    seed: Seed = 0
     """Seed of sampling, data order and everything random in training."""
     attention: Literal["auto", "eager", "sdpa"] = "auto"
     """Attention kernel of the policy's (and the reference's) log-prob and training passes: ``eager``
@@ -228,10 +263,15 @@ class TrainConfig(_Section):
     """Where to train; ``auto`` picks CUDA when available."""
     eval_every: int = Field(default=20, ge=0)
     """Evaluate on the held-out split every this many steps (and at the end); 0: only at the end."""
-    eval_k: int = Field(default=4, ge=1)
+    eval_k: int = Field(default=4, ge=1, le=MAX_GROUP)
     """avg@k: samples per problem for sampled evaluation (greedy accuracy is always logged)."""
     save_every: int = Field(default=50, ge=0)
     """Checkpoint every this many steps (and at the end); 0: only at the end."""
+    max_skipped_steps: int = Field(default=3, ge=1)
+    """A step whose loss or gradient is NaN or infinite is skipped: no update reaches the weights
+    (nor the optimizer state or the schedule), and ``train/skipped_steps`` counts it (running total).
+    After this many skipped steps in a row the run stops with one line naming the step and exit
+    code 1; nothing is checkpointed after the last good step. The warm-up applies the same limit."""
     out_dir: str = "runs/train"
     """Run directory (config.yaml, metrics.jsonl, samples.jsonl, checkpoints/, report.md)."""
     log_samples: int = Field(default=8, ge=0)
@@ -276,8 +316,10 @@ def _explain(err: ValidationError, source: str) -> ConfigError:
             valid = ", ".join(section.model_fields) if section else "?"
             lines.append(f"unknown key {key!r}; valid keys here: {valid}")
         else:
-            lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
-    return ConfigError(f"invalid configuration ({source}):\n  " + "\n  ".join(lines))
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{key}: {msg} (got {e.get('input')!r})")
+    # One line, as every bad-input message: several problems are joined, not stacked.
+    return ConfigError(f"invalid configuration ({source}): " + "; ".join(lines))
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from sgpo.grading import Graded
-from sgpo.sampling import generate, resolve_sampler
+from sgpo.sampling import Rollout, generate, resolve_sampler, token_logprobs_chunked
 from sgpo.train.config import Config
 from sgpo.train.setup import autocast
 
@@ -68,3 +68,17 @@ def is_ratio_stats(ratios: list[torch.Tensor], cap: float) -> dict:
         return {}
     return {"sampling/is_ratio_mean": r.mean().item(), "sampling/is_ratio_min": r.min().item(),
             "sampling/is_ratio_max": r.max().item(), "sampling/is_clipped_frac": (r > cap).float().mean().item()}
+
+
+@torch.no_grad()
+def no_update(policy, rollout: Rollout, cfg: Config, device: torch.device) -> dict:
+    """The update's metrics for a step that trains on nothing (e.g. DAPO kept no group): the
+    same names, so every row of metrics.jsonl has them."""
+    entropy = rollout.sample_entropy
+    if entropy is None:
+        with autocast(device, cfg.train.bf16):
+            _, entropy = token_logprobs_chunked(policy, rollout, cfg.rollout.temperature, cfg.optim.mini_batch_size,
+                                                with_entropy=True)
+    mask = rollout.response_mask.to(entropy.device).float()
+    entropy = ((entropy * mask).sum() / mask.sum().clamp(min=1)).item()
+    return {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "grad_norm": 0.0, "entropy": entropy}

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import random
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from sgpo.errors import ConfigError
 from sgpo.sampling import format_prompt
 from sgpo.tasks.arith import ArithSpec, ArithTask
 from sgpo.train.config import Config
+from sgpo.train.guard import UpdateGuard, guarded_step
 
 if TYPE_CHECKING:
     from sgpo.tasks.math_task import MathTask
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def pick_device(cfg: Config) -> torch.device:
@@ -24,14 +33,17 @@ def pick_device(cfg: Config) -> torch.device:
     return torch.device(cfg.train.device)
 
 
-def optimizer_step(model, optimizer, scheduler, loss: torch.Tensor, grad_clip: float = 1.0) -> float:
-    """Backward ``loss``, clip the gradient norm, step the optimizer and schedule; returns the loss."""
+def optimizer_step(model, optimizer, scheduler, loss: torch.Tensor, grad_clip: float = 1.0,
+                   guard: UpdateGuard | None = None, step: int = 0) -> float:
+    """Backward ``loss``, clip the gradient norm, step the optimizer and schedule; returns the loss.
+    A non-finite loss or gradient steps nothing (:mod:`sgpo.train.guard`); ``guard`` counts it as
+    step ``step`` and stops the loop after too many in a row."""
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return loss.item()
+    value = loss.item()
+    applied, _ = guarded_step(list(model.parameters()), optimizer, scheduler, value, grad_clip)
+    if guard is not None:
+        guard.end_step(step, not applied)
+    return value
 
 
 def bf16_supported(device: torch.device) -> bool:

@@ -23,6 +23,7 @@ from sgpo.models import apply_lora, arith_tokenizer, load_policy, save_policy, t
 from sgpo.tasks.arith import Chain, apply
 from sgpo.tasks.base import Problem
 from sgpo.train.config import Config
+from sgpo.train.guard import UpdateGuard
 from sgpo.train.setup import autocast, make_task, optimizer_step, prompt_for
 
 
@@ -63,7 +64,8 @@ def sft_train(model, tokenizer, problems: list[Problem], cfg: Config, device: to
             return p.reference
     model.train()
     losses = []
-    for _ in range(w.steps):
+    guard = UpdateGuard(cfg.train.max_skipped_steps, "warm-up")
+    for step in range(1, w.steps + 1):
         batch = rng.sample(problems, min(w.batch_size, len(problems)))
         prompts = [prompt(p.question) for p in batch]
         targets = [solution(p) + tokenizer.eos_token for p in batch]
@@ -77,7 +79,7 @@ def sft_train(model, tokenizer, problems: list[Problem], cfg: Config, device: to
         position_ids = (mask.cumsum(dim=1) - 1).clamp(min=0)
         with autocast(device, cfg.train.bf16):
             loss = model(input_ids=ids, attention_mask=mask, position_ids=position_ids, labels=labels).loss
-        losses.append(optimizer_step(model, opt, sched, loss))
+        losses.append(optimizer_step(model, opt, sched, loss, guard=guard, step=step))
     model.eval()
     return losses
 

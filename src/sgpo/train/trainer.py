@@ -11,18 +11,16 @@ One RL step (``Trainer.step``):
      importance ratio are the stored behaviour log-probs (offline) or the policy's own, taken
      before the first update (online; with one epoch of one mini-batch, the update's own forward,
      detached). A sampler that reports its log-probs gets the truncated importance-sampling
-     correction of ``rollout.is_cap``.
+     correction of ``rollout.is_cap``. A non-finite loss or gradient skips the step (``sgpo.train.guard``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import random
 import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from sgpo.core import ShapingParams, judge_mask, needs_judge, policy_loss
@@ -30,6 +28,7 @@ from sgpo.decode import inner_model
 from sgpo.errors import ConfigError, MissingInputError
 from sgpo.grading import Graded, GradingSettings, grade, grading_stats
 from sgpo.judges.config import build_judge
+from sgpo.judges.state import judge_state, load_judge_state
 from sgpo.judges.stats import collect_stats
 from sgpo.report import write_run_report
 from sgpo.rollouts_file import RolloutsError
@@ -37,10 +36,11 @@ from sgpo.sampling import Rollout, generate, stop_ids, token_logprobs, token_log
 from sgpo.train.batches import Batch, PromptStream, StoredBatches
 from sgpo.train.checkpoint import latest_checkpoint, load_policy_weights, load_trainer_state, restore_rng, save_checkpoint
 from sgpo.train.config import Config, load_config, save_config
-from sgpo.train.measures import evaluate, is_ratio_stats, sample_records, sampling_precision
+from sgpo.train.guard import UpdateGuard, guarded_step, interrupted
+from sgpo.train.measures import evaluate, is_ratio_stats, no_update, sample_records, sampling_precision
 from sgpo.train.metrics import MetricsWriter, read_jsonl, truncate_jsonl
 from sgpo.train.run_dir import SCHEDULE_KEYS, config_diff, run_files
-from sgpo.train.setup import autocast, make_task, pick_device, prompt_for
+from sgpo.train.setup import autocast, make_task, pick_device, prompt_for, seed_everything
 from sgpo.train.sft import initial_policy
 
 
@@ -67,7 +67,7 @@ class Trainer:
             cfg.algorithm.scope, cfg.algorithm.mapping, cfg.algorithm.mapping_params(), cfg.algorithm.scale
         )
         self.grading = GradingSettings(self.method, self.params, self.task.step_mode, cfg.judge.max_steps, cfg.algorithm.rts_unit)
-        self._seed_everything(cfg.train.seed)
+        seed_everything(cfg.train.seed)
         self.policy, self.tokenizer = initial_policy(cfg, self.device, log)
         if self.offline:
             self.offline.validate(self.tokenizer, self.task.step_mode, log)
@@ -89,6 +89,7 @@ class Trainer:
         self.stream = PromptStream(len(self.offline) if self.offline else len(self.train_problems), cfg.train.seed)
         self.step_idx = 0
         self.judge_calls, self.sample_seconds = 0, 0.0
+        self.guard = UpdateGuard(cfg.train.max_skipped_steps, "RL")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self._resume()
@@ -107,12 +108,6 @@ class Trainer:
         return cls(load_config(run_dir / "config.yaml"), run_dir, resume=True, log=log)
 
     # -- set-up ----------------------------------------------------------------------------------
-
-    @staticmethod
-    def _seed_everything(seed: int) -> None:
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
 
     def _needs_judge(self) -> bool:
         """Online: whenever the method uses verdicts. Offline: only if some response in the judging
@@ -145,13 +140,17 @@ class Trainer:
         self.step_idx = state["step"]
         self.stream.position = state["data_position"]
         self.judge_calls = state["judge_calls"]
+        self.guard.load_state_dict(state.get("guard", {"skipped_total": 0, "in_row": 0}))  # older runs: none skipped
+        if "judge" in state:  # the noise RNG and verdict cache, so the verdicts go on as without the stop
+            load_judge_state(self.judge, state["judge"])
         for name in ("metrics.jsonl", "samples.jsonl"):
             truncate_jsonl(self.run_dir / name, self.step_idx)
         self.log(f"resumed from {ckpt} at step {self.step_idx}")
 
     def save(self) -> Path:
         extra = {"data_position": self.stream.position, "judge_calls": self.judge_calls,
-                 "config": self.cfg.model_dump(mode="json")}
+                 "config": self.cfg.model_dump(mode="json"), "guard": self.guard.state_dict(),
+                 "judge": judge_state(self.judge)}
         if self.offline:
             extra["rollouts_sha256"] = self.offline.fingerprint
         return save_checkpoint(self.run_dir, self.step_idx, self.policy, self.tokenizer, self.optimizer, self.scheduler, extra)
@@ -180,6 +179,7 @@ class Trainer:
                     metrics.update(self.evaluate())
                 self.writer.log(metrics)
                 history.append(metrics)
+                self.guard.check(self.step_idx)  # before any checkpoint: the last good one stays the last
                 if last or (cfg.save_every and self.step_idx % cfg.save_every == 0):
                     self.save()
                 if bar is not None:
@@ -188,6 +188,8 @@ class Trainer:
                     if "eval/accuracy" in metrics:
                         post["eval"] = f"{metrics['eval/accuracy']:.2f}"
                     bar.set_postfix(post)
+        except KeyboardInterrupt:  # checkpoints are written atomically: the last complete one is intact
+            raise interrupted(self.run_dir, self.step_idx) from None
         finally:
             if bar is not None:
                 bar.close()
@@ -225,7 +227,9 @@ class Trainer:
             advantages = advantages.masked_fill(truncated.to(advantages.device), 0.0)
             trained = dataclasses.replace(rollout, response_mask=rollout.response_mask.masked_fill(truncated[:, None], 0))
         behaviour = batch.behaviour_logp[rows] if batch.behaviour_logp is not None else None
-        update = self._update(trained.select(rows), advantages[rows], behaviour) if len(rows) else self._no_update(rollout)
+        update = (self._update(trained.select(rows), advantages[rows], behaviour) if len(rows)
+                  else no_update(self.policy, rollout, cfg, self.device))
+        self.guard.record(update.pop("skipped", False))
         t_train = time.perf_counter() - t0
 
         self.step_idx += 1
@@ -233,7 +237,8 @@ class Trainer:
         n_tokens = int(rollout.response_mask.sum())
         metrics = {
             "step": self.step_idx, **grading_stats(outcomes, shaped), "groups/kept_frac": keep.float().mean().item(),
-            "sgpo/judge_calls_total": self.judge_calls, **update, "lr": self.scheduler.get_last_lr()[0],
+            "sgpo/judge_calls_total": self.judge_calls, **update, "train/skipped_steps": self.guard.skipped_total,
+            "lr": self.scheduler.get_last_lr()[0],
             "time/generate": t_generate, "time/sample": self.sample_seconds, "time/judge": t_judge, "time/train": t_train, "time/step": t_step,
             "tokens_per_s": n_tokens / t_step, "response/truncated_frac": truncated.float().mean().item(),
             "response_tokens/mean": n_tokens / len(rollout.texts),
@@ -309,6 +314,7 @@ class Trainer:
         stats = {"loss": [], "kl": [], "clip_frac": [], "grad_norm": []}
         is_ratios, forward_entropy = [], []
         shuffle = torch.Generator().manual_seed(cfg.train.seed * 104_729 + self.step_idx)
+        applied = True
         for _ in range(cfg.optim.ppo_epochs):
             for idx in torch.randperm(B, generator=shuffle).split(mb):
                 active = idx if ref is not None else idx[advantages[idx] != 0]
@@ -343,11 +349,14 @@ class Trainer:
                     for p in self.trainable:
                         p.grad = torch.zeros_like(p)
                     stats["loss"].append(0.0)
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, cfg.optim.grad_clip)
-                self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                stats["grad_norm"].append(grad_norm.item())
+                applied, grad_norm = guarded_step(self.trainable, self.optimizer, self.scheduler, stats["loss"][-1],
+                                                  cfg.optim.grad_clip)
+                stats["grad_norm"].append(grad_norm)
+                if not applied:  # the step is skipped: its later mini-batches would meet the same values
+                    break
+            else:
+                continue
+            break
         self.policy.eval()
         maskf = mask_all.float()
         metrics = {k: sum(v) / len(v) for k, v in stats.items() if v}
@@ -364,20 +373,8 @@ class Trainer:
         metrics.setdefault("entropy", 0.0)
         metrics.setdefault("kl", 0.0)
         metrics.setdefault("clip_frac", 0.0)
+        metrics["skipped"] = not applied
         return metrics
-
-    @torch.no_grad()
-    def _no_update(self, rollout: Rollout) -> dict:
-        """The update's metrics for a step that trains on nothing (e.g. DAPO kept no group): the
-        same names, so every row of metrics.jsonl has them."""
-        entropy = rollout.sample_entropy
-        if entropy is None:
-            with autocast(self.device, self.cfg.train.bf16):
-                _, entropy = token_logprobs_chunked(self.policy, rollout, self.cfg.rollout.temperature,
-                                                    self.cfg.optim.mini_batch_size, with_entropy=True)
-        mask = rollout.response_mask.to(entropy.device).float()
-        entropy = ((entropy * mask).sum() / mask.sum().clamp(min=1)).item()
-        return {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "grad_norm": 0.0, "entropy": entropy}
 
     def evaluate(self) -> dict:
         """Greedy accuracy and avg@k / pass@k on the held-out split, without touching the training RNG."""
