@@ -20,4 +20,9 @@ class MissingInputError(ConfigError, FileNotFoundError):
     """
 
 
-__all__ = ["ConfigError", "DataError", "MissingInputError"]
+class RunStopped(Exception):
+    """A run stopped by one of its own safeguards (e.g. ``judge.max_failure_frac``): neither bad
+    input nor a bug. The command line prints its one line and exits 1; checkpoints stay as they were."""
+
+
+__all__ = ["ConfigError", "DataError", "MissingInputError", "RunStopped"]

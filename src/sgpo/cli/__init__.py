@@ -6,7 +6,8 @@ argparse. Modules are imported only when their command runs, and import torch on
 so ``sgpo COMMAND --help`` stays fast. Bad input (:class:`~sgpo.errors.ConfigError`,
 :class:`~sgpo.errors.DataError`) is one line on stderr, ``sgpo COMMAND: error: ...``, and exit
 code 2, for every command; a bad argument is argparse's usage line and the same error line, also
-exit 2. (``sgpo models prepare`` exits 1 when the machine cannot provide the model.)
+exit 2. (``sgpo models prepare`` exits 1 when the machine cannot provide the model; a run stopped by
+one of its safeguards, :class:`~sgpo.errors.RunStopped`, is ``sgpo COMMAND: stopped: ...`` and exit 1.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import argparse
 import importlib
 import sys
 
-from sgpo.errors import ConfigError, DataError
+from sgpo.errors import ConfigError, DataError, RunStopped
 
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -72,4 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         # (a bare FileNotFoundError included) is a bug and keeps its traceback.
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
+    except RunStopped as e:  # a safeguard stopped the run on purpose: its one line, no traceback
+        print(f"{parser.prog}: stopped: {e}", file=sys.stderr)
+        return 1
 

@@ -9,11 +9,12 @@ Every option is documented where it is declared. Unknown keys and bad values rai
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from omegaconf import OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from sgpo.configfile import load_yaml, to_container, validate
 from sgpo.judges.config import JudgeConfig
 
 
@@ -257,41 +258,12 @@ class Config(_Section):
 from sgpo.errors import ConfigError  # noqa: E402,F401 - re-exported for the modules that import it from here
 
 
-def _section_at(loc: tuple) -> type[BaseModel] | None:
-    model: Any = Config
-    for part in loc:
-        field = model.model_fields.get(part) if isinstance(part, str) else None
-        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
-            return None
-        model = field.annotation
-    return model
-
-
-def _explain(err: ValidationError, source: str) -> ConfigError:
-    lines = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"])
-        if e["type"] == "extra_forbidden":
-            section = _section_at(e["loc"][:-1])
-            valid = ", ".join(section.model_fields) if section else "?"
-            lines.append(f"unknown key {key!r}; valid keys here: {valid}")
-        else:
-            lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
-    return ConfigError(f"invalid configuration ({source}):\n  " + "\n  ".join(lines))
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """Load a YAML config (or the defaults), apply ``key=value`` overrides, validate."""
     base = OmegaConf.create()
     source = "defaults"
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            base = OmegaConf.load(path)
-        except Exception as e:  # the YAML parser names line and column
-            raise ConfigError(f"cannot parse {path}: {e}") from e
+        base = load_yaml(path)  # the YAML parser's complaint as file:line
         source = str(path)
     for item in overrides:
         if "=" not in item:
@@ -301,18 +273,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     try:
         merged = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
     except Exception as e:
-        raise ConfigError(f"cannot apply overrides {list(overrides)}: {e}") from e
-    try:  # resolving runs ${...} interpolations: a missing key or environment variable fails here
-        data = OmegaConf.to_container(merged, resolve=True) or {}
-    except Exception as e:
-        raise ConfigError(f"cannot resolve the configuration ({source}"
-                          f"{f' + overrides {list(overrides)}' if overrides else ''}): {e}") from e
+        raise ConfigError(f"cannot apply overrides {list(overrides)}: {str(e).strip().splitlines()[0]}") from None
+    source += f" + overrides {list(overrides)}" if overrides else ""
+    data = to_container(merged, source) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
-    try:
-        return Config.model_validate(data)
-    except ValidationError as e:
-        raise _explain(e, source + (f" + overrides {list(overrides)}" if overrides else "")) from None
+    return validate(Config, data, source)
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
