@@ -46,6 +46,11 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_overwrite(parser, what: str = "--out") -> None:
+    """The one ``--overwrite`` flag: without it no command replaces an earlier output (sgpo.outputs)."""
+    parser.add_argument("--overwrite", action="store_true", help=f"replace what an earlier run wrote at {what}")
+
+
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]

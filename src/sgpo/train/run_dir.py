@@ -72,9 +72,12 @@ class RunDir:
         """Check the directory and take its lock, before any work; errors are one line."""
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"{self.what}={str(self.path)!r} is a file; a run needs a directory there")
+        if self.resume and not self.path.is_dir():
+            raise MissingInputError(f"{self.path} is not a run directory (no such directory)")
+        self.lock()  # first: a live run's directory is "in use", whatever it holds yet
         if self.resume and not (self.path / "config.yaml").is_file():
+            self.close()
             raise MissingInputError(f"{self.path} is not a run directory (no config.yaml)")
-        self.lock()
         self.held = [] if self.resume else [n for n in self.files if (self.path / n).exists()]
         if self.held and not self.overwrite:
             self.close()
