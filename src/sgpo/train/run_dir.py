@@ -66,31 +66,44 @@ class RunDir:
         self.path, self.resume, self.overwrite, self.files, self.what = Path(path), resume, overwrite, tuple(files), what
         self.held: list[str] = []
         self._lock = None
-        self._created = False
+        self._created = self._made_lock = False  # by this object, so close() may take them away again
 
     def open(self) -> "RunDir":
-        """Check the directory and take its lock, before any work; errors are one line."""
+        """Check the directory and take its lock, before any work; errors are one line. A refused
+        start leaves the directory as it found it."""
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"{self.what}={str(self.path)!r} is a file; a run needs a directory there")
         if self.resume and not self.path.is_dir():
             raise MissingInputError(f"{self.path} is not a run directory (no such directory)")
-        self.lock()  # first: a live run's directory is "in use", whatever it holds yet
+        if not self.resume and not self.overwrite:
+            self._refuse_held()  # read-only, so refusing writes nothing
+        self.lock()  # then, whatever the directory holds, a live run's directory is "in use"
         if self.resume and not (self.path / "config.yaml").is_file():
             self.close()
             raise MissingInputError(f"{self.path} is not a run directory (no config.yaml)")
-        self.held = [] if self.resume else [n for n in self.files if (self.path / n).exists()]
-        if self.held and not self.overwrite:
-            self.close()
-            resume = f"continue it with `sgpo train --resume {self.path}`, or " if self.files == RUN_FILES else ""
-            raise ConfigError(f"{self.path} already holds a run ({', '.join(self.held)}); {resume}"
-                              "pass --overwrite to replace it")
+        if not self.resume:
+            self.held = [n for n in self.files if (self.path / n).exists()]
+            if not self.overwrite:
+                self._refuse_held()  # written by a run that ended while we waited for the lock
         return self
+
+    def _refuse_held(self) -> None:
+        held = [n for n in self.files if (self.path / n).exists()]
+        if not held:
+            return
+        self.close()
+        holder = _live_holder(self.path / LOCK)
+        if holder is not None:
+            raise _in_use(self.path, holder)
+        resume = f"continue it with `sgpo train --resume {self.path}`, or " if self.files == RUN_FILES else ""
+        raise ConfigError(f"{self.path} already holds a run ({', '.join(held)}); {resume}pass --overwrite to replace it")
 
     def lock(self) -> None:
         """Take the directory's lock (creating the directory) or fail naming its holder."""
         while self._lock is None:
             self._created = self._created or not self.path.exists()
             self.path.mkdir(parents=True, exist_ok=True)
+            self._made_lock = self._made_lock or not (self.path / LOCK).exists()
             f = open(self.path / LOCK, "a+")
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -98,8 +111,7 @@ class RunDir:
                 f.seek(0)
                 holder = f.read()
                 f.close()
-                raise ConfigError(f"{self.path} is in use by another run ({_describe(holder)}); wait for it to "
-                                  f"end or choose another directory") from None
+                raise _in_use(self.path, holder) from None
             try:  # a run that just gave the directory up may have removed the file we locked: lock the new one
                 same = os.stat(self.path / LOCK).st_ino == os.fstat(f.fileno()).st_ino
             except FileNotFoundError:
@@ -121,12 +133,14 @@ class RunDir:
         self.held = []
 
     def close(self) -> None:
-        """Release the lock; a directory this run created and never wrote to is removed again."""
+        """Release the lock. A run that wrote nothing takes its lock file (and the directory, if it
+        made it) away again, so a start refused later (a bad model path) leaves no trace."""
         if self._lock is None:
             return
-        if self._created and os.listdir(self.path) == [LOCK]:
+        if self._made_lock and not any((self.path / n).exists() for n in self.files):
             os.unlink(self.path / LOCK)
-            os.rmdir(self.path)
+            if self._created and not os.listdir(self.path):
+                os.rmdir(self.path)
         self._lock.close()
         self._lock = None
 
@@ -144,6 +158,24 @@ class RunDir:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _live_holder(lock: Path) -> str | None:
+    """What the lock file says about its holder, if a live process holds it; None if none does."""
+    try:
+        f = open(lock)
+    except FileNotFoundError:
+        return None
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return f.read()
+    return None
+
+
+def _in_use(path: Path, holder: str) -> ConfigError:
+    return ConfigError(f"{path} is in use by another run ({_describe(holder)}); wait for it to end or choose another directory")
 
 
 def _describe(holder: str) -> str:
