@@ -39,7 +39,8 @@ def plot_methods(runs: dict[str, list[list[dict]]], key: str, title: str, path: 
     ax.set_xlabel("RL step")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.get_lines():  # a run stopped before its first logged value has nothing to label
+        ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
