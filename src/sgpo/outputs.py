@@ -18,6 +18,10 @@ from typing import Iterator, Literal, Sequence
 from sgpo.errors import ConfigError
 
 
+class OutputExists(ConfigError, FileExistsError):
+    """An earlier output is where this one goes, and ``--overwrite`` was not given: bad input."""
+
+
 def check_out(path: str | Path, kind: Literal["file", "dir"], overwrite: bool = False, flag: str = "--out",
               names: Sequence[str] | None = None) -> Path:
     """``path`` if the command may write its output there, else a ConfigError.
@@ -37,7 +41,7 @@ def check_out(path: str | Path, kind: Literal["file", "dir"], overwrite: bool = 
         if path.is_dir():
             raise ConfigError(f"{flag} {path} is a directory; this command writes a file there")
         if path.exists() and not overwrite:
-            raise ConfigError(f"{flag} {path} exists; pass --overwrite to replace it")
+            raise OutputExists(f"{flag} {path} exists; pass --overwrite to replace it")
         return path
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{flag} {path} is a file; this command writes a directory there")
@@ -45,7 +49,7 @@ def check_out(path: str | Path, kind: Literal["file", "dir"], overwrite: bool = 
         held = [n for n in names if (path / n).exists()] if names is not None else sorted(os.listdir(path))
         if held:
             shown = ", ".join(held[:6]) + (", ..." if len(held) > 6 else "")
-            raise ConfigError(f"{flag} {path} already holds {shown}; pass --overwrite to replace "
+            raise OutputExists(f"{flag} {path} already holds {shown}; pass --overwrite to replace "
                               f"{'them' if names is not None else 'the directory'}, or choose another {flag}")
     return path
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from sgpo.judges.base import INVALID, Verdict
+from sgpo.outputs import OutputExists
 from sgpo.rollouts_file import FORMAT, VERSION, RolloutRecord, check_header, is_int, parse_record
 
 
@@ -29,7 +30,7 @@ class RolloutsWriter:
         try:
             self._f = self._target.open("w" if overwrite else "x", encoding="utf-8")
         except FileExistsError:
-            raise FileExistsError(f"{self.path} exists; pass --overwrite to replace it") from None
+            raise OutputExists(f"{self.path} exists; pass --overwrite to replace it") from None  # e.g. a run started beside us
         self._line = 1
         self._write(header)
         self.end_group()
