@@ -70,6 +70,23 @@ def test_resume_refuses_a_config_changed_since_the_checkpoint(old_run, tmp_path)
 
 
 @pytest.mark.slow
+def test_resume_from_a_checkpoint_without_weights_is_one_line_naming_it(old_run, tmp_path):
+    import shutil
+
+    _, run = old_run
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    (broken / "checkpoints" / "step_4" / "model.safetensors").unlink()
+    before = snapshot(broken)
+    del before[".sgpo.lock"]  # the lock file records its last holder: this resume, refused after taking the lock
+    proc = sgpo_cli("train", "--resume", str(broken))
+    assert proc.returncode == 2
+    assert last_line(proc) == (f"sgpo train: error: {broken / 'checkpoints' / 'step_4'} has no weights "
+                               "(model.safetensors or pytorch_model.bin): not a complete model directory")
+    assert {k: v for k, v in snapshot(broken).items() if k != ".sgpo.lock"} == before
+
+
+@pytest.mark.slow
 def test_zero_steps_does_nothing_cleanly(tmp_path):
     run = tmp_path / "run"
     proc = sgpo_cli("train", *tiny_overrides(tmp_path, "train.steps=0", f"train.out_dir={run}"))
