@@ -173,7 +173,10 @@ def test_a_file_where_the_run_directory_goes_is_refused(tmp_path, capsys):
     out.write_text("not a directory")
     assert main(["train", *tiny_overrides(tmp_path, f"train.out_dir={out}")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"sgpo train: error: train.out_dir='{out}' is a file; a run needs a directory there"]
+    assert err == [f"sgpo train: error: train.out_dir {out} is a file; this command writes a directory there"]
+    assert main(["train", *tiny_overrides(tmp_path, f"train.out_dir={out / 'run'}")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"sgpo train: error: train.out_dir {out / 'run'}: {out} is a file, not a directory"]
     assert out.read_text() == "not a directory"
 
 

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from sgpo.errors import ConfigError, MissingInputError
+from sgpo.outputs import check_out
 
 #: What a run writes into its directory; a fresh run refuses a directory holding any of them.
 RUN_FILES = ("config.yaml", "metrics.jsonl", "samples.jsonl", "report.md", "checkpoints", "plots", "tensorboard")
@@ -35,11 +36,6 @@ SCHEDULE_KEYS = frozenset({"train.steps", "train.eval_every", "train.save_every"
                            "train.progress", "train.tensorboard",
                            # When to warn about, or stop for, a failing judge: raised to resume after an outage.
                            "judge.warn_failure_frac", "judge.max_failure_frac"})
-
-
-def run_files(run_dir: Path) -> list[str]:
-    """The names of ``RUN_FILES`` present in ``run_dir``."""
-    return [name for name in RUN_FILES if (run_dir / name).exists()]
 
 
 def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -71,8 +67,7 @@ class RunDir:
     def open(self) -> "RunDir":
         """Check the directory and take its lock, before any work; errors are one line. A refused
         start leaves the directory as it found it."""
-        if self.path.exists() and not self.path.is_dir():
-            raise ConfigError(f"{self.what}={str(self.path)!r} is a file; a run needs a directory there")
+        check_out(self.path, "dir", overwrite=True, flag=self.what)  # a file there, or above it
         if self.resume and not self.path.is_dir():
             raise MissingInputError(f"{self.path} is not a run directory (no such directory)")
         if not self.resume and not self.overwrite:
