@@ -8,6 +8,7 @@ from pathlib import Path
 import matplotlib
 
 from sgpo.curves import band, curve
+from sgpo.outputs import write_text_atomic
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -86,6 +87,4 @@ def write_run_report(run_dir: Path, history: list[dict], judge_warn_frac: float 
         name = plot_file_name(key)
         plot_methods({method: [history]}, key, title, run_dir / "plots" / name)
         lines.append(f"![{title}](plots/{name})")
-    path = run_dir / "report.md"
-    path.write_text("\n".join(line for line in lines if line is not None) + "\n")
-    return path
+    return write_text_atomic(run_dir / "report.md", "\n".join(line for line in lines if line is not None) + "\n")
