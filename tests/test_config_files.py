@@ -27,9 +27,9 @@ BAD = {
     "flow": ("kind: llm_http\nhttp: {base_url: 'http://127.0.0.1:1/v1',\n  model: m\n", ":4:1: not valid YAML: "),
     "tab": ("kind: rule\n\tcache: true\n", ":2:1: not valid YAML: found a tab character"),
     "unknown": ("kind: llm_http\nhttp: {base_url: 'http://127.0.0.1:1/v1', bogus: 1}\n",
-                "): unknown key 'http.bogus' (valid keys here: base_url, model, api_key_env, "),
+                "): unknown key 'http.bogus'; valid keys here: base_url, model, api_key_env, "),
     "unknown-in-train-config": ("algorithm: {method: sgpo}\njudge: {kind: rule, nope: 1}\n",
-                                "): unknown key 'judge.nope' (valid keys here: kind, llm, http, "),
+                                "): unknown key 'judge.nope'; valid keys here: kind, llm, http, "),
     "bad-value": ("kind: oracle\n", "): kind: Input should be 'rule', 'llm_http', 'llm_local' or 'prm' (got 'oracle')"),
     "not-a-mapping": ("- kind: rule\n", ": the top level must be a mapping of keys, got list"),
 }
@@ -72,7 +72,7 @@ def test_a_training_config_reads_the_same_way(tmp_path, capsys):
     cfg.write_text("train: {steps: 2, bogus: 1}\nrollout: {group_size: 1}\n")
     assert main(["train", "--config", str(cfg)]) == 2
     line = _one_line(capsys, f"sgpo train: error: invalid configuration ({cfg}): ")
-    assert "unknown key 'train.bogus' (valid keys here: mode, steps," in line
+    assert "unknown key 'train.bogus'; valid keys here: mode, steps," in line
     assert "rollout.group_size: Input should be greater than or equal to 2 (got 1); unknown key 'train.bogus'" in line
 
 

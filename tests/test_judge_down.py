@@ -20,8 +20,8 @@ from test_faults import start_server  # noqa: E402
 from testkit import tiny_overrides  # noqa: E402
 
 from sgpo.cli import main  # noqa: E402
-from sgpo.errors import RunStopped  # noqa: E402
 from sgpo.train.config import load_config  # noqa: E402
+from sgpo.train.judge_watch import JudgeDown  # noqa: E402
 from sgpo.train.trainer import Trainer  # noqa: E402
 
 
@@ -78,7 +78,7 @@ def test_max_failure_frac_stops_the_run_with_one_line(tmp_path, capsys):
     assert main(["train", *tiny_overrides(tmp_path, *overrides)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert "Traceback" not in "\n".join(err) and [line for line in err if line.startswith("sgpo")] == err[-1:]
-    assert err[-1].startswith("sgpo train: stopped: step 1: the judge failed 8 of 8 verdicts (100%), at or above "
+    assert err[-1].startswith("sgpo train: error: step 1: the judge failed 8 of 8 verdicts (100%), at or above "
                              "judge.max_failure_frac=0.9; stopped before this step's update")
     assert f"sgpo train --resume {run}" in err[-1]
     assert not (run / "checkpoints").exists()
@@ -104,7 +104,7 @@ def test_max_failure_frac_leaves_the_last_checkpoint_intact(tmp_path):
             return step()
 
         trainer.step = step_with_outage
-        with pytest.raises(RunStopped, match=r"^step 2: the judge failed \d+ of \d+ verdicts \(100%\)"):
+        with pytest.raises(JudgeDown, match=r"^step 2: the judge failed \d+ of \d+ verdicts \(100%\)"):
             trainer.train()
     finally:
         stop(server)

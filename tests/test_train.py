@@ -87,8 +87,9 @@ def test_missing_config_file_is_named(tmp_path):
 def test_config_file_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("rollout:\n  group_size: 8\n  bogus: 1\n")
-    with pytest.raises(ConfigError, match=r"^invalid configuration \([^)]*bad\.yaml\): unknown key 'rollout\.bogus' \(valid keys here: group_size, [^\n]*\)$"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*rollout\.bogus.*group_size") as e:
         load_config(bad)
+    assert "\n" not in str(e.value)  # one line, as every bad-input message
 
 
 class FailingJudge:

@@ -63,9 +63,11 @@ def explain(err: ValidationError, model: type[BaseModel], source: str, prefix: s
         if e["type"] == "extra_forbidden":
             section = _section_at(model, e["loc"][:-1])
             valid = ", ".join(section.model_fields) if section else "?"
-            parts.append(f"unknown key {key!r} (valid keys here: {valid})")
+            parts.append(f"unknown key {key!r}; valid keys here: {valid}")
         else:
-            parts.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
+            msg = e["msg"].removeprefix("Value error, ")  # a field validator's own sentence
+            parts.append(f"{key}: {msg} (got {e.get('input')!r})")
+    # One line, as every bad-input message: several problems are joined, not stacked.
     return ConfigError(f"invalid configuration ({source}): " + "; ".join(parts))
 
 

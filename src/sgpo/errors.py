@@ -20,9 +20,9 @@ class MissingInputError(ConfigError, FileNotFoundError):
     """
 
 
-class RunStopped(Exception):
-    """A run stopped by one of its own safeguards (e.g. ``judge.max_failure_frac``): neither bad
-    input nor a bug. The command line prints its one line and exits 1; checkpoints stay as they were."""
+class RunFailed(RuntimeError):
+    """A run that cannot go on, for a reason that is not a bug: the message says where it stopped
+    and what was kept."""
 
 
-__all__ = ["ConfigError", "DataError", "MissingInputError", "RunStopped"]
+__all__ = ["ConfigError", "DataError", "MissingInputError", "RunFailed"]

@@ -6,8 +6,9 @@ argparse. Modules are imported only when their command runs, and import torch on
 so ``sgpo COMMAND --help`` stays fast. Bad input (:class:`~sgpo.errors.ConfigError`,
 :class:`~sgpo.errors.DataError`) is one line on stderr, ``sgpo COMMAND: error: ...``, and exit
 code 2, for every command; a bad argument is argparse's usage line and the same error line, also
-exit 2. (``sgpo models prepare`` exits 1 when the machine cannot provide the model; a run stopped by
-one of its safeguards, :class:`~sgpo.errors.RunStopped`, is ``sgpo COMMAND: stopped: ...`` and exit 1.)
+exit 2. A run that cannot go on (:class:`~sgpo.errors.RunFailed`, e.g. a training run whose judge
+fails past ``judge.max_failure_frac``) is one such line and exit code 1.
+(``sgpo models prepare`` exits 1 when the machine cannot provide the model.)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import argparse
 import importlib
 import sys
 
-from sgpo.errors import ConfigError, DataError, RunStopped
+from sgpo.errors import ConfigError, DataError, RunFailed
 
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         # (a bare FileNotFoundError included) is a bug and keeps its traceback.
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
-    except RunStopped as e:  # a safeguard stopped the run on purpose: its one line, no traceback
-        print(f"{parser.prog}: stopped: {e}", file=sys.stderr)
+    except RunFailed as e:  # the input was fine but the run could not go on (e.g. its judge is down)
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 1
 

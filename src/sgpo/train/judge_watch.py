@@ -10,13 +10,17 @@ before that step's update, so its last checkpoint is the last state trained with
 
 from __future__ import annotations
 
-from sgpo.errors import RunStopped
+from sgpo.errors import RunFailed
 from sgpo.grading import Graded
 
 
 def failure_share(judged: float, failed: float) -> float | None:
     """Failed verdicts per judged response; None for a step that judged nothing."""
     return failed / judged if judged else None
+
+
+class JudgeDown(RunFailed):
+    """A step's judge failed on at least ``judge.max_failure_frac`` of the responses it judged."""
 
 
 class JudgeWatch:
@@ -31,7 +35,7 @@ class JudgeWatch:
             return
         said = f"step {step}: the judge failed {failed} of {judged} verdicts ({share:.0%})"
         if self.max_frac is not None and share >= self.max_frac:
-            raise RunStopped(f"{said}, at or above judge.max_failure_frac={self.max_frac}; stopped before this step's "
+            raise JudgeDown(f"{said}, at or above judge.max_failure_frac={self.max_frac}; stopped before this step's "
                              f"update (the last checkpoint is as it was); fix the judge, then `sgpo train --resume {self.run_dir}`")
         if share >= self.warn_frac:
             if self.streak == 0:
