@@ -148,6 +148,15 @@ def test_config_errors_name_the_option(tmp_path):
         trainer(tmp_path / "run", no_judge=True)
 
 
+def test_a_trl_that_counts_failed_verdicts_as_zero_is_refused(tmp_path, monkeypatch):
+    import trl
+
+    monkeypatch.setattr(trl, "__version__", "1.5.1")  # the last release before huggingface/trl#5902
+    with pytest.raises(RuntimeError, match=r"SGPOTrainer needs trl>=1\.6\.0 \(found 1\.5\.1\)"):
+        trainer(tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before TRL built anything
+
+
 @pytest.mark.slow
 def test_two_processes_split_groups_and_agree(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))}

@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import trl
 from accelerate.utils import gather
+from packaging.version import Version
 from trl import GRPOConfig, GRPOTrainer
 
 from sgpo.core import METHODS, ShapingParams, known_rewards
@@ -43,6 +45,17 @@ from sgpo.tasks.base import Problem
 #: replacement advantages and TRL's own agree with the native trainer run with ``eps=1e-4``.
 TRL_EPS = 1e-4
 METHOD_CHOICES = ("grpo", "sgpo", "random", "ngrpo")
+#: The first TRL that leaves an all-NaN reward row (a failed verdict) out of its group's mean and std
+#: (huggingface/trl#5902). Older TRL turns that row into reward 0 inside the group statistics: a judge
+#: failure would silently count as a wrong answer's reward.
+MIN_TRL = "1.6.0"
+
+
+def check_trl_version(version: str) -> None:
+    """Refuse a TRL older than ``MIN_TRL`` with a one-line reason."""
+    if Version(version) < Version(MIN_TRL):
+        raise RuntimeError(f"SGPOTrainer needs trl>={MIN_TRL} (found {version}): older TRL counts a failed "
+                           "verdict's unknown reward as 0 in its group's statistics; pip install -U 'sgpo[trl]'")
 
 
 @dataclass
@@ -138,6 +151,7 @@ class SGPOTrainer(GRPOTrainer):
     """
 
     def __init__(self, *args, judge=None, **kwargs):
+        check_trl_version(trl.__version__)
         super().__init__(*args, **kwargs)
         if not isinstance(self.args, SGPOConfig):
             raise TypeError(f"SGPOTrainer needs args=SGPOConfig(...), got {type(self.args).__name__}")
