@@ -214,3 +214,19 @@ def test_a_model_directory_that_is_not_a_model_is_one_line_naming_it(tmp_path, c
 def test_a_base_model_that_does_not_exist_is_refused_before_any_data_is_made(tmp_path, capsys):
     refused(capsys, ["train-judge", "--base-model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "judge")],
             "sgpo train-judge: error: --base-model=", "nowhere")
+
+
+def test_a_rollouts_file_is_replaced_only_by_a_complete_one(tmp_path):
+    from testkit import HEADER, group, write_file
+
+    from sgpo.rollouts_writer import RolloutsWriter
+
+    path = write_file(tmp_path / "r.jsonl", [group(0)])
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError), RolloutsWriter(path, HEADER, overwrite=True) as w:
+        w.write_group(group(1))
+        raise RuntimeError("sampling died")
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["r.jsonl"]
+    with RolloutsWriter(path, HEADER, overwrite=True) as w:
+        w.write_group(group(2))
+    assert path.read_bytes() != before and [p.name for p in tmp_path.iterdir()] == ["r.jsonl"]
