@@ -99,7 +99,7 @@ def reaches(start: str, goal: str) -> bool:
 
 #: Layers, lowest first (docs/architecture.md): a module imports only from its own layer or lower ones.
 LAYERS = [
-    ("sgpo.errors", "sgpo.steps", "sgpo.datafiles", "sgpo.curves", "sgpo.core"),
+    ("sgpo.errors", "sgpo.outputs", "sgpo.configfile", "sgpo.steps", "sgpo.datafiles", "sgpo.curves", "sgpo.core"),
     ("sgpo.judges", "sgpo.tasks", "sgpo.models", "sgpo.packaged", "sgpo.theory"),
     ("sgpo.grading", "sgpo.analyze", "sgpo.model_eval", "sgpo.rollouts_file", "sgpo.rollouts_writer", "sgpo.sampling", "sgpo.decode",
      "sgpo.report"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from sgpo.errors import MissingInputError
 from sgpo.judges import JudgeRequest
 from sgpo.judges.config import JudgeConfig, build_judge
 from sgpo.judges.llm import LLMJudge
@@ -80,7 +81,7 @@ def local_judge_cfg():
     torch.set_num_threads(threads)
 
 
-def test_local_transformers_backend_batches_and_maps_indices(local_judge_cfg):
+def test_local_transformers_backend_batches_and_maps_indices(local_judge_cfg, tmp_path):
     judge = build_judge(local_judge_cfg)
     requests = [JudgeRequest("Start with 7. Add 5.", ["s"] * k) for k in (3, 5, 3)]
     verdicts = judge.judge(requests)
@@ -88,9 +89,16 @@ def test_local_transformers_backend_batches_and_maps_indices(local_judge_cfg):
     assert all(v.status in ("ok", "invalid") for v in verdicts)
     assert [v.first_error for v in verdicts if v.ok] and all(v.first_error == v.n_steps - 1 for v in verdicts if v.ok)
     assert judge.stats.calls == 2  # batch_size 2: two generate calls for three requests
-    # A model that cannot be loaded fails the batch as errors instead of raising.
-    broken = build_judge(local_judge_cfg.model_copy(update={"local": local_judge_cfg.local.model_copy(update={"model": "/nonexistent"})}))
-    assert [v.status for v in broken.judge(requests[:1])] == ["error"]
+    def with_model(path):
+        return local_judge_cfg.model_copy(update={"local": local_judge_cfg.local.model_copy(update={"model": str(path)})})
+
+    # A path that is not a model is refused when the judge is built (bad input, before any work) ...
+    with pytest.raises(MissingInputError, match="judge.local.model='/nonexistent'"):
+        build_judge(with_model("/nonexistent"))
+    # ... while a model that looks complete but cannot be loaded fails the batch as errors instead of raising.
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}')
+    (tmp_path / "model.safetensors").write_bytes(b"not safetensors")
+    assert [v.status for v in build_judge(with_model(tmp_path)).judge(requests[:1])] == ["error"]
 
 
 def test_models_prepare_is_idempotent_and_safe(smollm2_server, tmp_path, capsys):

@@ -139,7 +139,35 @@ def test_real_tiny_models_load_from_config(tmp_path, kind, causal, meta, fmt):
     assert collect_stats(judge)["judge/calls"] == 1
 
 
-def test_missing_model_fails_verdicts_not_the_caller(tmp_path):
-    judge = build_judge(JudgeConfig(kind="prm", prm={"model": str(tmp_path / "nothing")}))
+@pytest.mark.parametrize("make, words", [
+    (lambda d: d, "no such directory"),
+    (lambda d: (d.mkdir(), d)[1], "no config.json"),
+    (lambda d: (d.mkdir(), (d / "config.json").write_text("{broken"), d)[2], "config.json:1: not a model config"),
+    (lambda d: (d.write_text("x"), d)[1], "is a file, not a model directory"),
+])
+def test_a_prm_path_that_is_not_a_model_is_refused_when_the_judge_is_built(tmp_path, make, words):
+    from sgpo.errors import ConfigError, DataError
+
+    path = make(tmp_path / "judge")
+    with pytest.raises((ConfigError, DataError), match=words) as e:
+        build_judge(JudgeConfig(kind="prm", prm={"model": str(path)}))
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_checkpoint_without_weights_is_refused_when_the_judge_is_built(tmp_path):
+    from sgpo.errors import DataError
+
+    path = save_tiny(tmp_path / "judge", causal=False)
+    (path / "model.safetensors").unlink()
+    with pytest.raises(DataError, match=r"judge\.prm\.model=.*has no weights"):
+        build_judge(JudgeConfig(kind="prm", prm={"model": str(path)}))
+
+
+def test_a_model_that_fails_to_load_fails_verdicts_not_the_caller(tmp_path):
+    path = save_tiny(tmp_path / "judge", causal=False)
+    (path / "model.safetensors").write_bytes(b"not safetensors")  # looks complete; breaks on load
+    judge = build_judge(JudgeConfig(kind="prm", prm={"model": str(path)}))
     v, = judge.judge([JudgeRequest("p", ["a", "b"])])
-    assert v.status == "error" and "sgpo train-judge" in v.raw
+    assert v.status == "error" and "cannot load PRM" in v.raw
+
+

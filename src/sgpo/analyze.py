@@ -20,6 +20,7 @@ import torch
 
 from sgpo.core import ShapingParams, classify_groups, is_correct, judge_mask, rts_from_steps
 from sgpo.grading import GradingSettings, shape, usable
+from sgpo.outputs import write_text_atomic
 from sgpo.rollouts_file import RolloutsFile
 
 KINDS = ("all_negative", "mixed", "all_positive")
@@ -201,12 +202,16 @@ def plot(a: dict, out: Path) -> list[str]:
     return names
 
 
+#: What :func:`write_report` writes into its directory.
+REPORT_FILES = ("report.md", "summary.json", "plots")
+
+
 def write_report(a: dict, out: Path) -> Path:
     """report.md, summary.json and plots/*.png in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     plots = plot(a, out / "plots")
     summary = {k: v for k, v in a.items() if k != "sgpo_advantages_all_negative"}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     lines = [f"# Rollouts analysis: {a['file']}", "", *[f"- {line}" for line in summary_lines(a)], "",
              "## Groups and what each method makes of them", "", _md_table(table(a)), "",
              "A group has a learning signal when some response in it gets a non-zero advantage.", "",
@@ -215,6 +220,4 @@ def write_report(a: dict, out: Path) -> Path:
              _md_table([["first error", "responses"], *[[k, str(v)] for k, v in a["first_error"].items()]]), "",
              "## Plots", ""]
     lines += [f"![{name}](plots/{name})" for name in plots]
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_text_atomic(out / "report.md", "\n".join(lines) + "\n")

@@ -16,7 +16,8 @@ from typing import Iterable, Iterator
 FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
-from sgpo.errors import DataError  # noqa: F401 - re-exported: readers raise it from here
+from sgpo.errors import DataError  # noqa: F401,E402 - re-exported: readers raise it from here
+from sgpo.outputs import atomic_path  # noqa: E402
 
 
 def _read_text(path: Path) -> str:
@@ -98,10 +99,9 @@ def load_rows(path: str | Path) -> list[tuple[str, dict]]:
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
-    """Write dicts as JSON lines (creating parent directories)."""
+    """Write dicts as JSON lines (creating parent directories); the file appears whole or not at all."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as f:
+    with atomic_path(path) as tmp, tmp.open("w") as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")
     return path

@@ -13,7 +13,8 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
-from sgpo.errors import MissingInputError
+from sgpo.errors import DataError, MissingInputError
+from sgpo.packaged import check_model_dir
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
 #: Multi-character pieces of the arithmetic task that get one token each, so that a solution
@@ -71,23 +72,28 @@ def tiny_policy(
         return model_cls(config)
 
 
-def load_policy(path: str | Path, dtype: torch.dtype = torch.float32):
+def load_policy(path: str | Path, dtype: torch.dtype = torch.float32, key: str = ""):
     """Load a causal LM and its tokenizer from a local Hugging Face directory (never a hub id).
 
     A directory of LoRA adapters (a checkpoint of a ``model.lora_r > 0`` run) loads its base model
-    from the local directory the adapters name, with the adapters merged in.
+    from the local directory the adapters name, with the adapters merged in. A directory that is
+    not a model is a one-line error naming ``key`` (the option that named it) and the path.
     """
     path = Path(path).expanduser()
-    if not (path / "config.json").is_file():
-        if (path / LORA_CONFIG).is_file():
-            return _load_lora_merged(path, dtype)
-        raise MissingInputError(f"model.path={str(path)!r} is not a local model directory (no config.json there)")
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if not (path / "config.json").is_file() and (path / LORA_CONFIG).is_file():
+        return _load_lora_merged(path, dtype)
+    check_model_dir(path, key)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+    except (OSError, ValueError, KeyError) as e:  # files present but unreadable: the directory's fault
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        name = f"{key}={str(path)!r}" if key else str(path)
+        raise DataError(f"{name}: cannot load the model ({type(e).__name__}: {first})") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     # Decoder-only generation continues prompts at the right edge, so pad on the left.
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
     return model, tokenizer
 
 

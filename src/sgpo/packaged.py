@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sgpo.errors import MissingInputError
+from sgpo.errors import ConfigError, DataError, MissingInputError
 
 #: Written last into a prepared directory: its presence means the directory is complete.
 MARKER = "sgpo_packaged.json"
@@ -156,3 +156,42 @@ def resolve_model_dir(model: str | Path) -> Path:
     if path.exists() or str(model) not in PACKAGED:
         return path
     return ensure_cached(str(model))
+
+
+#: Weight files ``save_pretrained`` writes (single file or the index of shards).
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def check_model_dir(path: str | Path, key: str = "") -> Path:
+    """``path`` if it holds a transformers model (a readable ``config.json`` naming a
+    ``model_type``, and weights), else a one-line error naming ``key`` (e.g. ``judge.prm.model``)
+    and the path. Files only, nothing loaded: cheap enough to run before any work."""
+    path = Path(path).expanduser()
+    name = f"{key}={str(path)!r}" if key else str(path)
+    if not path.is_dir():
+        raise (ConfigError(f"{name} is a file, not a model directory") if path.exists()
+               else MissingInputError(f"{name} is not a local model directory (no such directory)"))
+    config = path / "config.json"
+    if not config.is_file():
+        raise MissingInputError(f"{name} is not a local model directory (no config.json there)")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DataError(f"{config}: not a model config (not UTF-8 text)") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{config}:{e.lineno}: not a model config (not valid JSON: {e.msg})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("model_type"), str):
+        raise DataError(f"{config}: not a transformers model config (no model_type)")
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if (path / index).is_file():
+            try:
+                shards = set(json.loads((path / index).read_text(encoding="utf-8"))["weight_map"].values())
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise DataError(f"{path / index}: not a weight index (no weight_map)") from None
+            missing = sorted(s for s in shards if not (path / s).is_file())
+            if missing:
+                raise DataError(f"{name} is missing weight shards: {', '.join(missing[:3])}")
+            return path
+    if not any((path / w).is_file() for w in WEIGHT_FILES):
+        raise DataError(f"{name} has no weights ({' or '.join(WEIGHT_FILES[::2])}): not a complete model directory")
+    return path

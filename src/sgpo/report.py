@@ -8,6 +8,7 @@ from pathlib import Path
 import matplotlib
 
 from sgpo.curves import band, curve
+from sgpo.outputs import write_text_atomic
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -39,7 +40,8 @@ def plot_methods(runs: dict[str, list[list[dict]]], key: str, title: str, path: 
     ax.set_xlabel("RL step")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.get_lines():  # a run stopped before its first logged value has nothing to label
+        ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -50,7 +52,20 @@ def plot_file_name(key: str) -> str:
     return key.replace("/", "_").replace("@", "at") + ".png"
 
 
-def write_run_report(run_dir: Path, history: list[dict]) -> Path:
+def judge_failure_lines(history: list[dict], warn_frac: float) -> list[str]:
+    """The report's warning for steps whose judge failed on at least ``warn_frac`` of the judged
+    responses (``judge.warn_failure_frac``): those trained as plain GRPO, whatever the method says."""
+    bad = [(m["step"], m["sgpo/judge_failures"] / m["sgpo/judged_responses"]) for m in history
+           if m.get("sgpo/judged_responses") and m.get("sgpo/judge_failures", 0) >= warn_frac * m["sgpo/judged_responses"]]
+    if not bad:
+        return []
+    shown = ", ".join(f"{step} ({share:.0%})" for step, share in bad[:20]) + (", ..." if len(bad) > 20 else "")
+    return [f"- **WARNING: the judge failed on at least {warn_frac:.0%} of the judged responses in {len(bad)} of "
+            f"{sum('time/step' in m for m in history)} steps**; those responses got no SGPO signal (plain GRPO). "
+            f"Steps (failed share): {shown}"]
+
+
+def write_run_report(run_dir: Path, history: list[dict], judge_warn_frac: float = 0.5) -> Path:
     """report.md and plots/*.png for one training run."""
     run_dir = Path(run_dir)
     method = run_dir.name
@@ -65,12 +80,11 @@ def write_run_report(run_dir: Path, history: list[dict]) -> Path:
         f"- mean all-negative share: {statistics.fmean(m['groups/all_negative_frac'] for m in steps):.3f}" if steps else "",
         f"- judge calls: {last.get('sgpo/judge_calls_total', 0)}",
         f"- seconds per step: {statistics.fmean(m['time/step'] for m in steps):.2f}" if steps else "",
+        *judge_failure_lines(history, judge_warn_frac),
         "",
     ]
     for key, title in CURVES:
         name = plot_file_name(key)
         plot_methods({method: [history]}, key, title, run_dir / "plots" / name)
         lines.append(f"![{title}](plots/{name})")
-    path = run_dir / "report.md"
-    path.write_text("\n".join(line for line in lines if line is not None) + "\n")
-    return path
+    return write_text_atomic(run_dir / "report.md", "\n".join(line for line in lines if line is not None) + "\n")

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from sgpo.judges.base import INVALID, Verdict
+from sgpo.outputs import OutputExists
 from sgpo.rollouts_file import FORMAT, VERSION, RolloutRecord, check_header, is_int, parse_record
 
 
@@ -15,7 +16,8 @@ class RolloutsWriter:
     """Writes the header, then records one line at a time, flushed; fsync after each group.
 
     A crash (even SIGKILL) loses at most the line being written, which the reader recognises.
-    Refuses to replace an existing file unless ``overwrite``.
+    Refuses to replace an existing file unless ``overwrite``; a replacement is written beside the
+    old file and takes its place only when closed after success, so a failed run keeps the old one.
     """
 
     def __init__(self, path: str | Path, header: dict, overwrite: bool = False):
@@ -24,10 +26,11 @@ class RolloutsWriter:
         check_header(header, f"{self.path}:1")
         self.group_size = int(header["group_size"])
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._target = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}") if overwrite and self.path.exists() else self.path
         try:
-            self._f = self.path.open("w" if overwrite else "x", encoding="utf-8")
+            self._f = self._target.open("w" if overwrite else "x", encoding="utf-8")
         except FileExistsError:
-            raise FileExistsError(f"{self.path} exists; pass --overwrite to replace it") from None
+            raise OutputExists(f"{self.path} exists; pass --overwrite to replace it") from None  # e.g. a run started beside us
         self._line = 1
         self._write(header)
         self.end_group()
@@ -50,14 +53,16 @@ class RolloutsWriter:
     def end_group(self) -> None:
         os.fsync(self._f.fileno())
 
-    def close(self) -> None:
+    def close(self, ok: bool = True) -> None:
         self._f.close()
+        if self._target != self.path:
+            os.replace(self._target, self.path) if ok else os.unlink(self._target)
 
     def __enter__(self) -> "RolloutsWriter":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(ok=exc_type is None)
 
 
 def _storable(r: RolloutRecord) -> RolloutRecord:

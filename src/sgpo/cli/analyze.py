@@ -6,8 +6,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from sgpo.cli import finite_float
+from sgpo.cli import add_overwrite, finite_float
 from sgpo.errors import ConfigError, DataError
+from sgpo.outputs import check_out
 from sgpo.train.config import AlgorithmConfig
 
 
@@ -15,6 +16,7 @@ def add_arguments(parser) -> None:
     d = AlgorithmConfig()
     parser.add_argument("rollouts", help="rollouts JSONL written by `sgpo rollout`")
     parser.add_argument("--out", help="write report.md, summary.json and plots/ into this directory")
+    add_overwrite(parser)
     parser.add_argument("--scope", choices=["all_negative", "all_incorrect"], default=d.scope, help=f"SGPO scope (default {d.scope})")
     parser.add_argument("--mapping", choices=["logistic", "linear", "raw"], default=d.mapping, help=f"RTS -> reward (default {d.mapping})")
     parser.add_argument("--beta", type=finite_float, default=d.beta, help=f"logistic steepness (default {d.beta})")
@@ -24,7 +26,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from sgpo.analyze import analyze, summary_lines, table, text_table, write_report  # torch: not for `--help`
+    from sgpo.analyze import REPORT_FILES, analyze, summary_lines, table, text_table, write_report  # torch: not for `--help`
     from sgpo.core import ShapingParams
     from sgpo.rollouts_file import read_rollouts
 
@@ -33,6 +35,8 @@ def run(args) -> int:
                               linear_scale=args.linear_scale, scale=args.scale)
     except ValidationError as e:
         raise ConfigError("; ".join(f"--{'-'.join(str(x) for x in err['loc']).replace('_', '-')}: {err['msg']}" for err in e.errors())) from None
+    if args.out:
+        check_out(args.out, "dir", args.overwrite, names=REPORT_FILES)
     rf = read_rollouts(args.rollouts)
     if not rf.groups:
         raise DataError(f"{rf.path} has no complete group")

@@ -15,9 +15,10 @@ import json
 import sys
 from pathlib import Path
 
-from sgpo.cli import int_in, seed_int
+from sgpo.cli import add_overwrite, int_in, seed_int
 from sgpo.datafiles import write_jsonl
 from sgpo.integrations.verl.data import rows, write
+from sgpo.outputs import atomic_path, check_out
 from sgpo.tasks import wordproblems
 from sgpo.tasks.arith import ArithSpec, ArithTask
 from sgpo.tasks.math_task import MathTask
@@ -29,6 +30,7 @@ def add_arguments(parser) -> None:
     verl = sub.add_parser("verl", help="an sgpo task's problems as verl RL datasets (train.parquet, val.parquet)")
     verl.add_argument("--task", choices=("arith", "math"), required=True)
     verl.add_argument("--out", required=True, help="folder for train.parquet and val.parquet")
+    add_overwrite(verl)
     verl.add_argument("--train", type=int_in(1, MAX_PROBLEMS), default=4096, help="training problems (arith: generated; math: at most)")
     verl.add_argument("--val", type=int_in(1, MAX_PROBLEMS), default=256, help="validation problems")
     verl.add_argument("--seed", type=seed_int, default=0, help="arith: the generator's seed")
@@ -38,7 +40,8 @@ def add_arguments(parser) -> None:
     verl.add_argument("--system-prompt", default=None, help="system message (math: the task's own by default)")
     wp = sub.add_parser("wordproblems", help="rewrite (or --check) the built-in word-problem files")
     wp.add_argument("--seed", type=seed_int, default=wordproblems.SEED)
-    wp.add_argument("--out", default=None, help="directory to write to (default: the package's data/)")
+    wp.add_argument("--out", default=None, help="directory to write to (default: the package's data/, rewritten in place)")
+    add_overwrite(wp)
     wp.add_argument("--check", action="store_true", help="compare with the shipped files instead of writing")
 
 
@@ -46,20 +49,28 @@ def run(args) -> int:
     return _verl(args) if args.action == "verl" else _wordproblems(args)
 
 
+#: What ``data verl`` writes into --out: (split, file name).
+VERL_FILES = (("train", "train.parquet"), ("validation", "val.parquet"))
+
+
 def _verl(args) -> int:
+    out = check_out(args.out, "dir", args.overwrite, names=[name for _, name in VERL_FILES])
     if args.task == "arith":
         task, system = ArithTask(ArithSpec(n_ops=args.n_ops), seed=args.seed), args.system_prompt
     else:
         task = MathTask(args.train_file, args.eval_file)
         system = args.system_prompt if args.system_prompt is not None else task.system_prompt
-    out = Path(args.out)
-    for split, name, n in (("train", "train.parquet", args.train), ("validation", "val.parquet", args.val)):
+    for (split, name), n in zip(VERL_FILES, (args.train, args.val)):
         problems = task.problems(split, n)
-        print(f"{write(out / name, rows(problems, args.task, split, system))}: {len(problems)} problems")
+        with atomic_path(out / name) as tmp:
+            write(tmp, rows(problems, args.task, split, system))
+        print(f"{out / name}: {len(problems)} problems")
     return 0
 
 
 def _wordproblems(args) -> int:
+    if args.out and not args.check:  # rewriting the package's own files (no --out) is what the command is for
+        check_out(args.out, "dir", args.overwrite, names=[wordproblems.FILE.format(split=s) for s in wordproblems.SPLIT_SIZES])
     out_dir = Path(args.out) if args.out else wordproblems.builtin_file("train").parent
     for split, table in wordproblems.generate(args.seed).items():
         path = out_dir / wordproblems.FILE.format(split=split)

@@ -8,10 +8,13 @@ What is measured: :mod:`sgpo.model_eval`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
-from sgpo.cli import float_in, int_in, positive_int, seed_int
+from sgpo.cli import add_overwrite, float_in, int_in, positive_int, seed_int
+from sgpo.outputs import atomic_path, check_out, write_text_atomic
+from sgpo.packaged import check_model_dir
 from sgpo.tasks.verify import EXTRACTIONS, AnswerChecker
 
 
@@ -36,6 +39,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=seed_int, default=0, help="sampling seed")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--out", help="per-problem results JSONL; a summary JSON is written next to it")
+    add_overwrite(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -47,6 +51,12 @@ def run(args) -> int:
     from sgpo.model_eval import EvalSettings, evaluate_file, print_table, read_benchmarks
     from sgpo.models import load_policy
 
+    out = Path(args.out) if args.out else None
+    if out is not None:  # both files, before any model loads
+        summary_path = check_out(out.with_name(out.stem + ".summary.json"), "file", args.overwrite)
+        check_out(out, "file", args.overwrite)
+    if not (Path(args.model) / "adapter_config.json").is_file():  # LoRA adapters name their base model instead
+        check_model_dir(args.model, "--model")
     settings = EvalSettings(k=args.k, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
                             batch_size=args.batch_size, system_prompt=args.system_prompt, template=args.template)
     benchmarks = read_benchmarks(args.files, args.limit, args.problem_field, args.answer_field, args.id_field)
@@ -59,31 +69,26 @@ def run(args) -> int:
     torch.manual_seed(args.seed)
     checker = AnswerChecker(args.timeout, args.extract)
     k = settings.responses_per_problem
-    out = Path(args.out) if args.out else None
-    sink = None
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        sink = out.open("w")
-    bar = None
-    if not args.no_progress:
-        bar = tqdm(total=sum(len(p) for _, p, _ in benchmarks), desc="eval", dynamic_ncols=True)
     summaries = []
-    try:
-        for name, problems, fields in benchmarks:
-            write = (lambda row: sink.write(json.dumps(row) + "\n")) if sink else None
-            result = evaluate_file(model, tokenizer, problems, checker, settings, name, fields, write, bar)
-            summaries.append(result.summary(k))
-    finally:
-        checker.close()
-        if bar is not None:
-            bar.close()
-        if sink is not None:
-            sink.close()
+    # Rows stream into a temporary file that becomes --out only once every benchmark is done.
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(stack.enter_context(atomic_path(out)).open("w")) if out is not None else None
+        bar = None
+        if not args.no_progress:
+            bar = tqdm(total=sum(len(p) for _, p, _ in benchmarks), desc="eval", dynamic_ncols=True)
+        try:
+            for name, problems, fields in benchmarks:
+                write = (lambda row: sink.write(json.dumps(row) + "\n")) if sink else None
+                result = evaluate_file(model, tokenizer, problems, checker, settings, name, fields, write, bar)
+                summaries.append(result.summary(k))
+        finally:
+            checker.close()
+            if bar is not None:
+                bar.close()
     print_table(summaries)
     if out is not None:
         meta = {"model": str(args.model), "k": k, "temperature": args.temperature, "top_p": args.top_p,
                 "max_new_tokens": args.max_new_tokens, "extract": args.extract, "seed": args.seed}
-        summary_path = out.with_name(out.stem + ".summary.json")
-        summary_path.write_text(json.dumps({**meta, "files": summaries}, indent=2) + "\n")
+        write_text_atomic(summary_path, json.dumps({**meta, "files": summaries}, indent=2) + "\n")
         print(f"wrote {out} and {summary_path}")
     return 0

@@ -1,6 +1,6 @@
 """`sgpo judge`: judge a JSONL of responses with a configured step judge.
 
-    sgpo judge responses.jsonl --judge judge.yaml [--out verdicts.jsonl]
+    sgpo judge responses.jsonl --judge judge.yaml [--out verdicts.jsonl [--overwrite]]
 
 Input rows: see :func:`sgpo.judges.data.read_requests`. Each output row carries the
 row's id, the steps judged and the verdict (``first_error``, ``n_steps``, ``status``, ``raw``).
@@ -13,12 +13,13 @@ import json
 import sys
 import time
 
-from sgpo.cli import positive_int
+from sgpo.cli import add_overwrite, positive_int
 from sgpo.datafiles import write_jsonl
 from sgpo.errors import ConfigError, DataError
 from sgpo.judges.data import read_requests
 from sgpo.judges.judge_eval import resolve_judge
 from sgpo.judges.stats import collect_stats
+from sgpo.outputs import check_out
 from sgpo.steps import SPLIT_MODES
 from sgpo.tasks.arith import ArithTask
 
@@ -29,6 +30,7 @@ def add_arguments(parser) -> None:
                         help="judge config file (YAML/JSON), a judge kind with defaults (rule, llm_http, llm_local, prm) "
                              "or a PRM/trained-judge directory (default: rule)")
     parser.add_argument("--out", help="verdicts JSONL (default: stdout)")
+    add_overwrite(parser)
     parser.add_argument("--step-mode", choices=SPLIT_MODES, default="auto", help="how responses are split into steps")
     parser.add_argument("--max-steps", type=positive_int, default=None, help="merge each response to at most this many steps")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="requests per judge call (default 64)")
@@ -36,6 +38,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    if args.out:  # before judging: verdicts that cannot be written are lost work
+        check_out(args.out, "file", args.overwrite)
     ids, requests = read_requests(args.file, args.step_mode, args.max_steps)
     if not requests:
         raise DataError(f"{args.file}: no responses to judge")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from sgpo import packaged
+from sgpo.outputs import check_out
 
 
 def add_arguments(parser) -> None:
@@ -31,6 +32,8 @@ def run(args) -> int:
             print(f"{m.name}\t{m.description}\n\tsource: {where}\n\tdefault dir: {m.default_dir}")
         return 0
     out = packaged.cached_dir(args.name) if args.cache else args.out
+    # A file in the way is bad input (exit 2); a foreign directory, below, is kept and refused (exit 1).
+    check_out(out or packaged.get(args.name).default_dir, "dir", overwrite=True)
     try:
         existed = packaged.is_prepared(out or packaged.get(args.name).default_dir)
         path = packaged.prepare(args.name, out, force=args.force)

@@ -14,12 +14,16 @@ from argparse import ArgumentTypeError
 from itertools import product
 from pathlib import Path
 
-from sgpo.cli import finite_float, float_in, int_in, positive_float, seed_int
+from sgpo.cli import add_overwrite, finite_float, float_in, int_in, positive_float, seed_int
 from sgpo.core import METHODS, REWARD_MAPPINGS, SCOPES
 from sgpo.errors import ConfigError
+from sgpo.outputs import check_out
 from sgpo.theory.dynamics import Curves, exact_dynamics, iterations_to, sampled_dynamics
 from sgpo.theory.gradient import RANDOM_DRAWS, THEORY_SCALES, Method
 from sgpo.theory.model import accuracy, as_theta, p_all_negative
+
+#: What --out receives.
+OUT_FILES = ("accuracy.png", "all_negative.png", "curves.json")
 
 DEFAULT_METHODS = ("grpo", "sgpo", "ngrpo", "random")
 #: Largest group size a flag accepts; the memory check below usually binds first.
@@ -54,6 +58,7 @@ def add_arguments(parser) -> None:
                         help="also run the dynamics with B sampled groups per step (default 0: off)")
     parser.add_argument("--seed", type=seed_int, default=0, help="seed of sampled groups and random RTS (default 0)")
     parser.add_argument("--out", type=Path, default=Path("runs/theory"), help="output directory (default runs/theory)")
+    add_overwrite(parser)
 
 
 def _mapping_params(items: list[str]) -> dict[str, float]:
@@ -117,6 +122,7 @@ def run(args) -> int:
         raise ConfigError(f"--theta0 needs 1 or {K} values (one per step), got {theta0.numel()}")
     methods = _configurations(args)
     _check_size(args, K, G)
+    check_out(args.out, "dir", args.overwrite, names=OUT_FILES)
 
     results = []
     for method in methods:

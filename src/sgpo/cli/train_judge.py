@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 
-from sgpo.cli import float_in, int_in, positive_float, positive_int, seed_int
+from sgpo.cli import add_overwrite, float_in, int_in, positive_float, positive_int, seed_int
 from sgpo.datafiles import write_jsonl
 from sgpo.errors import ConfigError
 from sgpo.judges.base import JudgeRequest
+from sgpo.outputs import atomic_path, check_out
+from sgpo.packaged import check_model_dir, resolve_model_dir
 from sgpo.train.config import MAX_BATCH, MAX_GROUP, MAX_PROBLEMS, MAX_TINY_LAYERS, MAX_TINY_WIDTH, head_split_problem
 
 
@@ -41,6 +42,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=seed_int, default=0)
     parser.add_argument("--threads", type=int_in(1, 4096), default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", default="models/arith-judge", help="output directory (default models/arith-judge)")
+    add_overwrite(parser)
 
 
 def run(args) -> int:
@@ -58,6 +60,10 @@ def run(args) -> int:
     if base == "tiny" and (problem := head_split_problem(args.d_model, args.heads)):  # before any data work
         raise ConfigError(f"--heads {args.heads} {problem.replace('d_model=', '--d-model ')}")
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    # Before any data is generated or model trained: where the judge goes, and what it starts from.
+    out = check_out(args.out, "dir", args.overwrite)
+    if args.base_model not in ("auto", "policy", "tiny"):
+        check_model_dir(resolve_model_dir(args.base_model), "--base-model")
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
@@ -75,16 +81,14 @@ def run(args) -> int:
     threshold, val_f1 = tune_threshold(judge, data["validation"])
     log(f"threshold {threshold:.3f} (validation F1 {val_f1:.3f})")
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
     meta = {"format": "sgpo", "separator": SEPARATOR, "use_reference": use_reference, "threshold": threshold, "base_model": base,
             "validation_f1": val_f1, "train_rows": len(data["train"]), "steps": args.steps,
             "final_loss": sum(losses[-20:]) / len(losses[-20:]), "source": args.data or args.source,
             "seconds": round(time.perf_counter() - start, 1)}
-    # Written last: its presence marks a complete judge directory.
-    (out / JUDGE_META).write_text(json.dumps(meta, indent=2) + "\n")
+    with atomic_path(out) as tmp:  # the directory appears complete, or the old one stays
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / JUDGE_META).write_text(json.dumps(meta, indent=2) + "\n")  # marks a complete judge directory
     log(f"saved judge to {out} ({meta['seconds']} s)")
     if data["test"]:
         heldout = write_jsonl(out / "heldout.jsonl", (r.to_processbench() for r in data["test"]))

@@ -16,10 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sgpo.configfile import load_yaml, to_container, validate
+from sgpo.errors import ConfigError
 from sgpo.judges.base import StepJudge
 from sgpo.judges.cached import CachedJudge
 from sgpo.judges.noisy import NoisyJudge
 from sgpo.judges.prm import LazyPRMJudge, PRMJudge
+from sgpo.packaged import PACKAGED, check_model_dir
 
 if TYPE_CHECKING:
     from sgpo.tasks.base import Task
@@ -156,6 +159,14 @@ class JudgeConfig(_Section):
     """Model of the ``llm_local`` judge."""
     prm: PRMConfig = Field(default_factory=PRMConfig)
     """Model of the ``prm`` judge."""
+    warn_failure_frac: float = Field(default=0.5, gt=0.0, le=1.0)
+    """Warn (console and report.md) when a training step's judge fails on at least this share of
+    the responses it judged (``sgpo/judge_failures`` / ``sgpo/judged_responses``): a failed verdict
+    leaves its response at advantage 0, so a judge that is down turns SGPO into plain GRPO."""
+    max_failure_frac: float | None = Field(default=None, gt=0.0, le=1.0)
+    """Stop the run (exit 1, one line naming the step) when a step's failure share reaches this,
+    before that step's update, so the last checkpoint was trained with a working judge; resume
+    once the judge is back. None: never stop (failures are counted and warned about)."""
     max_steps: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
     """Merge a response's steps to at most this many before judging (None: no limit)."""
     noise_p: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -172,13 +183,14 @@ class JudgeConfig(_Section):
 
 def load_judge_config(path: str | Path) -> JudgeConfig:
     """A JudgeConfig from a YAML or JSON file: a judge section alone, or any file with a top-level
-    ``judge:`` section (a training config works too)."""
-    from omegaconf import OmegaConf
-
-    data = OmegaConf.to_container(OmegaConf.load(path), resolve=True) or {}
+    ``judge:`` section (a training config works too). Bad files are one-line ConfigErrors."""
+    data = to_container(load_yaml(path), str(path))
+    if data is None:
+        data = {}
+    prefix = ""
     if isinstance(data, dict) and "judge" in data:
-        data = data["judge"]
-    return JudgeConfig.model_validate(data)
+        data, prefix = data["judge"], "judge."
+    return validate(JudgeConfig, data, str(path), prefix)
 
 
 def _llm_judge(cfg: JudgeConfig, backend) -> StepJudge:
@@ -201,6 +213,7 @@ def build_base_judge(cfg: JudgeConfig, task: "Task | None" = None) -> StepJudge:
         from sgpo.judges.llm_http import OpenAIChatBackend
 
         h, llm = cfg.http, cfg.llm
+        check_base_url(h.base_url)
         backend = OpenAIChatBackend(
             h.base_url, h.model, h.api_key_env, h.timeout_s, h.max_retries, h.backoff_s, h.backoff_max_s,
             h.concurrency, llm.temperature, llm.top_p, llm.max_tokens, h.use_n, h.retry_timeouts, h.extra_body,
@@ -211,12 +224,29 @@ def build_base_judge(cfg: JudgeConfig, task: "Task | None" = None) -> StepJudge:
         from sgpo.judges.llm_local import TransformersChatBackend
 
         lo, llm = cfg.local, cfg.llm
+        if lo.model not in PACKAGED or Path(lo.model).exists():  # a packaged name is prepared on first use
+            check_model_dir(lo.model, "judge.local.model")
         backend = TransformersChatBackend(lo.model, lo.device, lo.dtype, lo.batch_size, llm.temperature, llm.top_p,
                                           llm.max_tokens, lo.max_time_s, threads=lo.threads)
         return _llm_judge(cfg, backend)
     if cfg.kind == "prm":
+        check_model_dir(cfg.prm.model, "judge.prm.model")
         return LazyPRMJudge(lambda: _load_prm(cfg.prm), cfg.prm.model)
     raise ValueError(f"unknown judge kind {cfg.kind!r}; choose one of: {', '.join(JUDGE_KINDS)}")  # pragma: no cover
+
+
+def check_base_url(url: str) -> None:
+    """A malformed ``judge.http.base_url`` is bad input, found when the judge is built; a
+    well-formed one that nobody answers is an outage, counted as failed verdicts while the run goes on."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as e:
+        raise ConfigError(f"judge.http.base_url={url!r} is not a URL ({e})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"judge.http.base_url={url!r} is not an http(s) URL with a host, e.g. http://127.0.0.1:8000/v1")
 
 
 def _load_prm(c: PRMConfig) -> PRMJudge:

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from sgpo.errors import MissingInputError
 from sgpo.judges.base import ERROR, INVALID, JudgeRequest, Verdict
 from sgpo.judges.stats import JudgeStats
+from sgpo.packaged import check_model_dir
 
 #: Written by ``sgpo train-judge`` next to the model; marks the ``sgpo`` format.
 JUDGE_META = "sgpo_judge.json"
@@ -78,9 +78,7 @@ class PRMJudge:
         import torch
         from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
 
-        path = Path(path)
-        if not (path / "config.json").is_file():
-            raise MissingInputError(f"{path} is not a model directory (no config.json); train one with `sgpo train-judge`")
+        path = check_model_dir(path, "judge.prm.model")
         meta = json.loads((path / JUDGE_META).read_text()) if (path / JUDGE_META).is_file() else {}
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
         archs = " ".join(config.architectures or [])

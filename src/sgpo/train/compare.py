@@ -20,8 +20,10 @@ from pathlib import Path
 from sgpo import curves
 from sgpo.core import METHODS
 from sgpo.errors import ConfigError
+from sgpo.outputs import write_text_atomic
 from sgpo.report import CURVES, plot_file_name, plot_methods
 from sgpo.train.config import Config
+from sgpo.train.run_dir import RunDir
 
 
 def metric_key(metric: str, cfg: Config) -> str:
@@ -160,23 +162,30 @@ def write_report(out: Path, summary: dict, histories: dict[str, list[list[dict]]
         name = plot_file_name(key)
         plot_methods(histories, key, title, out / "plots" / name)
         lines.append(f"![{title}](plots/{name})")
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
+
+
+#: What a comparison writes into its directory: refused there without ``overwrite``.
+COMPARE_FILES = ("summary.json", "report.md", "plots", *METHODS.names())
 
 
 def compare(
     base: Config, methods: list[str], seeds: list[int], out: str | Path, target: float | None = None,
-    metric: str = "sampled", log=print,
+    metric: str = "sampled", log=print, overwrite: bool = False,
 ) -> dict:
-    """Train every (method, seed) and write report.md and summary.json under ``out``."""
-    from sgpo.train.trainer import Trainer
-
+    """Train every (method, seed) and write report.md and summary.json under ``out``; ``overwrite``
+    replaces an earlier comparison there (else that is an error, before any training)."""
     for m in methods:
         if m not in METHODS:
             raise ConfigError(f"--methods: unknown method {m!r}; choose from: {', '.join(METHODS.names())}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with RunDir(out, overwrite=overwrite, files=COMPARE_FILES, what="--out").open() as run:  # one comparison at a time
+        run.clear()
+        return _compare(base, methods, seeds, run.path, target, metric, log)
+
+
+def _compare(base: Config, methods: list[str], seeds: list[int], out: Path, target: float | None, metric: str, log) -> dict:
+    from sgpo.train.trainer import Trainer
+
     histories: dict[str, list[list[dict]]] = {m: [] for m in methods}
     walls: dict[str, list[float]] = {m: [] for m in methods}
     for seed in seeds:
@@ -207,7 +216,7 @@ def compare(
         "over_seeds": {m: over_seeds(per_method[m]) for m in methods},
         "gaps": gaps(per_method, baseline),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     report = write_report(out, summary, histories, base)
     log(f"wrote {report} and {out / 'summary.json'}")
     return summary

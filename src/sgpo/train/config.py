@@ -15,10 +15,10 @@ spins forever or exhausts memory.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from omegaconf import OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from sgpo.judges.config import MAX_BATCH, MAX_TOKENS, JudgeConfig, Seed
 
@@ -30,6 +30,8 @@ MAX_PROMPTS = 65_536
 MAX_PROBLEMS = 10_000_000
 #: Layers, and width, of the built-in tiny model (larger policies come from ``model.path``).
 MAX_TINY_LAYERS, MAX_TINY_WIDTH = 128, 8192
+
+from sgpo.configfile import load_yaml, to_container, validate
 
 
 class _Section(BaseModel):
@@ -297,43 +299,12 @@ class Config(_Section):
 from sgpo.errors import ConfigError  # noqa: E402,F401 - re-exported for the modules that import it from here
 
 
-def _section_at(loc: tuple) -> type[BaseModel] | None:
-    model: Any = Config
-    for part in loc:
-        field = model.model_fields.get(part) if isinstance(part, str) else None
-        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
-            return None
-        model = field.annotation
-    return model
-
-
-def _explain(err: ValidationError, source: str) -> ConfigError:
-    lines = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"])
-        if e["type"] == "extra_forbidden":
-            section = _section_at(e["loc"][:-1])
-            valid = ", ".join(section.model_fields) if section else "?"
-            lines.append(f"unknown key {key!r}; valid keys here: {valid}")
-        else:
-            msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"{key}: {msg} (got {e.get('input')!r})")
-    # One line, as every bad-input message: several problems are joined, not stacked.
-    return ConfigError(f"invalid configuration ({source}): " + "; ".join(lines))
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """Load a YAML config (or the defaults), apply ``key=value`` overrides, validate."""
     base = OmegaConf.create()
     source = "defaults"
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            base = OmegaConf.load(path)
-        except Exception as e:  # the YAML parser names line and column
-            raise ConfigError(f"cannot parse {path}: {e}") from e
+        base = load_yaml(path)  # the YAML parser's complaint as file:line
         source = str(path)
     for item in overrides:
         if "=" not in item:
@@ -343,18 +314,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     try:
         merged = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
     except Exception as e:
-        raise ConfigError(f"cannot apply overrides {list(overrides)}: {e}") from e
-    try:  # resolving runs ${...} interpolations: a missing key or environment variable fails here
-        data = OmegaConf.to_container(merged, resolve=True) or {}
-    except Exception as e:
-        raise ConfigError(f"cannot resolve the configuration ({source}"
-                          f"{f' + overrides {list(overrides)}' if overrides else ''}): {e}") from e
+        raise ConfigError(f"cannot apply overrides {list(overrides)}: {str(e).strip().splitlines()[0]}") from None
+    source += f" + overrides {list(overrides)}" if overrides else ""
+    data = to_container(merged, source) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
-    try:
-        return Config.model_validate(data)
-    except ValidationError as e:
-        raise _explain(e, source + (f" + overrides {list(overrides)}" if overrides else "")) from None
+    return validate(Config, data, source)
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sgpo.outputs import write_text_atomic
+
 
 def truncate_jsonl(path: Path, max_step: int) -> None:
     """Drop records past ``max_step`` (and a torn last line) so a resumed run appends cleanly."""
@@ -18,7 +20,7 @@ def truncate_jsonl(path: Path, max_step: int) -> None:
             continue
         if record.get("step", 0) <= max_step:
             kept.append(line)
-    path.write_text("".join(line + "\n" for line in kept))
+    write_text_atomic(path, "".join(line + "\n" for line in kept))  # a crash here must not lose the run's history
 
 
 def read_jsonl(path: str | Path) -> list[dict]:

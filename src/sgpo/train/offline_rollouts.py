@@ -22,6 +22,7 @@ from sgpo.errors import ConfigError
 from sgpo.grading import GradingSettings, in_scope, judge_requests, requests_for, usable
 from sgpo.judges.config import build_judge
 from sgpo.judges.stats import collect_stats
+from sgpo.outputs import check_out
 from sgpo.rollouts_file import RolloutRecord, tokenizer_fingerprint
 from sgpo.rollouts_writer import RolloutsWriter
 from sgpo.sampling import generate, layout, on_responses, to_device, token_logprobs_chunked, unpack
@@ -45,8 +46,7 @@ def roll_out(cfg: Config, out: str | Path, split: str = "train", n_problems: int
     Returns the totals (responses, correct, all_negative, all_positive, judged, failed, tokens,
     seconds) and, when judged, the judge's counters under ``judge_stats``.
     """
-    if Path(out).exists() and not overwrite:
-        raise ConfigError(f"{out} exists; pass --overwrite to replace it")
+    check_out(out, "file", overwrite)  # before the warm-up and sampling
     device = pick_device(cfg)
     task = make_task(cfg)
     n = n_problems if n_problems is not None else (cfg.task.n_train if split == "train" else cfg.task.n_eval)

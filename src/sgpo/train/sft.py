@@ -134,7 +134,7 @@ def _base_policy(cfg: Config, device: torch.device, log=print):
         tokenizer = arith_tokenizer()
         model = tiny_policy(tokenizer, cfg.model.arch, cfg.model.n_layers, cfg.model.d_model, cfg.model.n_heads, seed=cfg.warmup.seed)
     else:
-        model, tokenizer = load_policy(cfg.model.path)
+        model, tokenizer = load_policy(cfg.model.path, key="model.path")
     if cfg.warmup.steps == 0:
         return model.to(device), tokenizer
     cached = Path(cfg.warmup.cache_dir).expanduser() / warmup_key(cfg)

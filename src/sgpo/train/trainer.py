@@ -17,7 +17,6 @@ One RL step (``Trainer.step``):
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from pathlib import Path
 
@@ -37,9 +36,10 @@ from sgpo.train.batches import Batch, PromptStream, StoredBatches
 from sgpo.train.checkpoint import latest_checkpoint, load_policy_weights, load_trainer_state, restore_rng, save_checkpoint
 from sgpo.train.config import Config, load_config, save_config
 from sgpo.train.guard import UpdateGuard, guarded_step, interrupted
+from sgpo.train.judge_watch import JudgeWatch
 from sgpo.train.measures import evaluate, is_ratio_stats, no_update, sample_records, sampling_precision
 from sgpo.train.metrics import MetricsWriter, read_jsonl, truncate_jsonl
-from sgpo.train.run_dir import SCHEDULE_KEYS, config_diff, run_files
+from sgpo.train.run_dir import SCHEDULE_KEYS, RunDir, config_diff
 from sgpo.train.setup import autocast, make_task, pick_device, prompt_for, seed_everything
 from sgpo.train.sft import initial_policy
 
@@ -48,13 +48,16 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: bool = False, log=print, judge=None,
                  overwrite: bool = False):
         """``judge``: any ``StepJudge`` object to use instead of the one ``cfg.judge`` describes.
-        ``overwrite``: a fresh run may replace a run already in ``run_dir`` (else that is an error)."""
+        ``overwrite``: a fresh run may replace a run already in ``run_dir`` (else that is an error).
+        ``run_dir`` stays locked until ``train()`` ends (or ``self.run.close()``)."""
         self.cfg, self.log = cfg, log
-        self.run_dir = Path(run_dir or cfg.train.out_dir)
-        held = [] if resume else run_files(self.run_dir)
-        if held and not overwrite:  # before any work: a fresh run must not mix with, or resume from, an old one
-            raise ConfigError(f"{self.run_dir} already holds a run ({', '.join(held)}); continue it with "
-                              f"`sgpo train --resume {self.run_dir}`, or pass --overwrite to replace it")
+        # Before any work: one run per directory, and a fresh run never mixes with an old one.
+        self.run = RunDir(run_dir or cfg.train.out_dir, resume=resume, overwrite=overwrite).open()
+        self.run_dir = self.run.path
+        with self.run.released_on_error():
+            self._init(cfg, resume, log, judge)
+
+    def _init(self, cfg: Config, resume: bool, log, judge) -> None:
         self.device = pick_device(cfg)
         self.task = make_task(cfg)
         # Offline: read and check the rollouts file first, so a bad one fails before any warm-up.
@@ -90,22 +93,19 @@ class Trainer:
         self.step_idx = 0
         self.judge_calls, self.sample_seconds = 0, 0.0
         self.guard = UpdateGuard(cfg.train.max_skipped_steps, "RL")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.watch = JudgeWatch(cfg.judge.warn_failure_frac, cfg.judge.max_failure_frac, self.run_dir, log)
         if resume:
             self._resume()
         else:
-            for name in held:
-                path = self.run_dir / name
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            self.run.clear()
             save_config(cfg, self.run_dir / "config.yaml")
         self.writer = MetricsWriter(self.run_dir, cfg.train.tensorboard)
 
     @classmethod
     def resume_from(cls, run_dir: str | Path, log=print) -> "Trainer":
-        run_dir = Path(run_dir)
-        if not (run_dir / "config.yaml").is_file():
-            raise MissingInputError(f"{run_dir} is not a run directory (no config.yaml)")
-        return cls(load_config(run_dir / "config.yaml"), run_dir, resume=True, log=log)
+        with RunDir(run_dir, resume=True).open() as run:  # checked (and locked) before its config is read
+            cfg = load_config(run.path / "config.yaml")
+        return cls(cfg, run.path, resume=True, log=log)
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -194,8 +194,9 @@ class Trainer:
             if bar is not None:
                 bar.close()
             self.writer.close()
-        metrics_file = self.run_dir / "metrics.jsonl"  # absent when nothing ran (train.steps=0)
-        write_run_report(self.run_dir, read_jsonl(metrics_file) if metrics_file.exists() else [])
+            metrics_file = self.run_dir / "metrics.jsonl"  # absent when nothing ran (train.steps=0)
+            write_run_report(self.run_dir, read_jsonl(metrics_file) if metrics_file.exists() else [], self.cfg.judge.warn_failure_frac)
+            self.run.close()
         return history
 
     def step(self) -> dict:
@@ -212,6 +213,7 @@ class Trainer:
         t0 = time.perf_counter()
         step_gen = torch.Generator().manual_seed(cfg.train.seed * 7_919 + self.step_idx)
         shaped = self._grade(batch, step_gen)
+        self.watch.check(self.step_idx + 1, shaped)  # says a failing judge out loud; may stop the run
         t_judge = time.perf_counter() - t0
         keep = shaped.keep
         if self.method == "dapo":

@@ -1,0 +1,49 @@
+"""A judge that is down is said out loud (DESIGN §2.8 keeps the run going; this keeps it honest).
+
+A failed verdict leaves its response at advantage 0, so a run whose judge fails every call trains
+as plain GRPO while looking like SGPO. Each step's failure share (``sgpo/judge_failures`` /
+``sgpo/judged_responses``) is checked right after grading: at or above
+``judge.warn_failure_frac`` the console says so (when a streak of such steps starts and when it
+ends) and report.md lists those steps; at or above ``judge.max_failure_frac`` the run stops
+before that step's update, so its last checkpoint is the last state trained with a working judge.
+"""
+
+from __future__ import annotations
+
+from sgpo.errors import RunFailed
+from sgpo.grading import Graded
+
+
+def failure_share(judged: float, failed: float) -> float | None:
+    """Failed verdicts per judged response; None for a step that judged nothing."""
+    return failed / judged if judged else None
+
+
+class JudgeDown(RunFailed):
+    """A step's judge failed on at least ``judge.max_failure_frac`` of the responses it judged."""
+
+
+class JudgeWatch:
+    def __init__(self, warn_frac: float, max_frac: float | None, run_dir, log=print):
+        self.warn_frac, self.max_frac, self.run_dir, self.log = warn_frac, max_frac, run_dir, log
+        self.streak = 0  # consecutive steps at or above warn_frac
+
+    def check(self, step: int, graded: Graded) -> None:
+        judged, failed = int(graded.judged.sum()), int((graded.judged & ~graded.verdict_ok).sum())
+        share = failure_share(judged, failed)
+        if share is None:
+            return
+        said = f"step {step}: the judge failed {failed} of {judged} verdicts ({share:.0%})"
+        if self.max_frac is not None and share >= self.max_frac:
+            raise JudgeDown(f"{said}, at or above judge.max_failure_frac={self.max_frac}; stopped before this step's "
+                             f"update (the last checkpoint is as it was); fix the judge, then `sgpo train --resume {self.run_dir}`")
+        if share >= self.warn_frac:
+            if self.streak == 0:
+                self.log(f"WARNING: {said}; those responses get no SGPO signal (plain GRPO for them). "
+                         f"Warned again when it recovers (judge.warn_failure_frac={self.warn_frac})")
+            self.streak += 1
+        elif self.streak:
+            self.log(f"judge recovered at step {step} ({share:.0%} failed) after {self.streak} step(s) at or above "
+                     f"{self.warn_frac:.0%} failed")
+            self.streak = 0
+
