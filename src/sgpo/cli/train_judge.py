@@ -1,4 +1,5 @@
-"""`sgpo train-judge [--data FILE ...] [--source policy|corrupted|mixed] [--out DIR]`: train a PRM step judge.
+"""`sgpo train-judge [--data FILE ...] [--source policy|corrupted|mixed] [--config FILE [--labels rule|rollout]] [--out DIR]`:
+train a PRM step judge.
 
 What is trained, on what data, and how it is saved: :mod:`sgpo.judge_training.prm`.
 """
@@ -21,6 +22,18 @@ def add_arguments(parser) -> None:
                              "Default: generate from the arithmetic task")
     parser.add_argument("--source", choices=("policy", "corrupted", "mixed"), default="policy",
                         help="generated data: warmed-up policy samples, corrupted references, or half each (default policy)")
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="generate the data from this training config's warmed-up policy and task (e.g. configs/arith.yaml): "
+                             "its own samples at its rollout temperature, 1.0 and 0.7; replaces --source")
+    parser.add_argument("--labels", choices=("rule", "rollout"), default="rule",
+                        help="with --config: label training rows with the rule judge, or with Monte-Carlo estimates from the "
+                             "policy (outcome verifier only; no rule judge); test rows keep rule labels (default rule)")
+    parser.add_argument("--mc-n", type=positive_int, default=1, help="--labels rollout: completions per probe (default 1)")
+    parser.add_argument("--mc-temperature", type=float, default=0.0,
+                        help="--labels rollout: completion temperature, 0 greedy (default 0)")
+    parser.add_argument("--numbered", action="store_true",
+                        help="number steps and reference lines in the judge's input ((i) before each), so a small model "
+                             "finds the reference line to compare with")
     parser.add_argument("--n-train", type=positive_int, default=4000, help="generated training rows (default 4000)")
     parser.add_argument("--samples", type=positive_int, default=4, help="policy samples per problem (default 4)")
     parser.add_argument("--warmup-steps", type=int, default=1000, help="supervised warm-up of the sampling policy (cached)")
@@ -42,6 +55,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from sgpo.errors import ConfigError
+
+    if args.labels != "rule" and not args.config:
+        raise ConfigError("--labels rollout needs --config (the policy whose completions estimate the labels)")
+    if args.config and args.data:
+        raise ConfigError("give --config (generate data) or --data (read it), not both")
     # torch and transformers only when the command runs: `sgpo train-judge --help` stays instant.
     import torch
 
@@ -54,18 +73,26 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    data = (file_data(args.data, args.seed, log) if args.data
-            else generated_data(args.source, args.n_train, args.seed, args.warmup_steps, args.samples, log, args.noise_p))
+    label_cost: dict = {}
+    if args.data:
+        data = file_data(args.data, args.seed, log)
+    elif args.config:
+        from sgpo.judge_training.mc_labels import config_data
+
+        data, _, label_cost = config_data(args.config, args.n_train, args.seed, args.labels, args.mc_n, args.mc_temperature, log)
+    else:
+        data = generated_data(args.source, args.n_train, args.seed, args.warmup_steps, args.samples, log, args.noise_p)
     use_reference = {"yes": True, "no": False}.get(args.reference)
     if use_reference is None:
         use_reference = sum(r.reference is not None for r in data["train"]) * 2 > len(data["train"])
     base = args.base_model
     if base == "auto":
-        base = "policy" if not args.data and args.source in ("policy", "mixed") else "tiny"
+        base = "policy" if not args.data and not args.config and args.source in ("policy", "mixed") else "tiny"
     if base == "policy":  # the policy already reads these solutions; its body is a head start
         base = str(warmed_policy(args.warmup_steps, args.noise_p, args.seed, log)[2])
     model, tokenizer = build_model(None if base == "tiny" else base, args.layers, args.d_model, args.heads, args.seed)
-    judge = PRMJudge(model, tokenizer, "sgpo", separator=SEPARATOR, use_reference=use_reference, max_length=1024)
+    judge = PRMJudge(model, tokenizer, "sgpo", separator=SEPARATOR, use_reference=use_reference, max_length=1024,
+                     numbered=args.numbered)
     log(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; reference shown: {use_reference}")
     losses = train_steps(judge, data["train"], args.steps, args.batch_size, args.lr, args.seed, log)
     threshold, val_f1 = tune_threshold(judge, data["validation"])
@@ -75,9 +102,12 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    if args.config:  # the rows the judge was trained on, in the step-labelled format `--data` reads back
+        write_jsonl(out / "labels_train.jsonl", (r.to_processbench() for r in data["train"]))
     meta = {"format": "sgpo", "separator": SEPARATOR, "use_reference": use_reference, "threshold": threshold, "base_model": base,
+            "numbered": args.numbered, "labels": args.labels if args.config else "given", "label_cost": label_cost,
             "validation_f1": val_f1, "train_rows": len(data["train"]), "steps": args.steps,
-            "final_loss": sum(losses[-20:]) / len(losses[-20:]), "source": args.data or args.source,
+            "final_loss": sum(losses[-20:]) / len(losses[-20:]), "source": args.data or args.config or args.source,
             "seconds": round(time.perf_counter() - start, 1)}
     # Written last: its presence marks a complete judge directory.
     (out / JUDGE_META).write_text(json.dumps(meta, indent=2) + "\n")

@@ -24,7 +24,7 @@ from sgpo.judges.prm import LazyPRMJudge, PRMJudge
 if TYPE_CHECKING:
     from sgpo.tasks.base import Task
 
-JUDGE_KINDS = ("rule", "llm_http", "llm_local", "prm")
+JUDGE_KINDS = ("rule", "llm_http", "llm_local", "prm", "rollout")
 
 
 class _Section(BaseModel):
@@ -128,13 +128,38 @@ class PRMConfig(_Section):
     """Torch CPU threads, set process-wide when the model loads (None: torch's default)."""
 
 
+class RolloutJudgeConfig(_Section):
+    """The ``rollout`` judge: Monte-Carlo first-error estimates from the policy being trained
+    (:mod:`sgpo.judges.montecarlo`). Needs no judge model; costs sampled tokens (logged as
+    ``judge/sampled_tokens``). The trainer binds the live policy; elsewhere the judge fails every verdict."""
+
+    n: int = Field(default=1, ge=1)
+    """Completions per probed prefix (N)."""
+    min_success: int = Field(default=1, ge=1)
+    """A prefix is right when at least this many of its N completions reach the answer (<= n)."""
+    temperature: float = Field(default=0.0, ge=0.0)
+    """Sampling temperature of the completions; 0 is greedy (then n=1 is enough: completions are identical).
+    Greedy is the default because on the arithmetic task it gave the best F1 at the lowest cost
+    (BENCHMARKS.md, judge quality): a tiny policy's greedy continuation of a right prefix is almost always right."""
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    """Longest completion; None: the trainer's ``rollout.max_new_tokens``."""
+    max_tokens_per_verdict: int | None = Field(default=None, ge=1)
+    """Most sampled tokens one verdict may cost; a probe that could exceed it is not started and the
+    verdict fails as ``timeout`` (the response keeps its outcome reward). None: no cap."""
+    batch_size: int = Field(default=512, ge=1)
+    """Sequences per generate call."""
+    seed: int = 0
+    """Seed of the completions' own RNG (the training sampler's RNG is left untouched)."""
+
+
 class JudgeConfig(_Section):
     """Which step judge SGPO asks, and the wrappers around it."""
 
-    kind: Literal["rule", "llm_http", "llm_local", "prm"] = "rule"
+    kind: Literal["rule", "llm_http", "llm_local", "prm", "rollout"] = "rule"
     """``rule``: the task's exact rule judge (the arithmetic task has one); ``llm_http``: a prompted
     LLM behind an OpenAI-compatible server (see ``http``, ``llm``); ``llm_local``: a prompted LLM in
-    this process (see ``local``, ``llm``); ``prm``: a process reward model or a trained judge (see ``prm``)."""
+    this process (see ``local``, ``llm``); ``prm``: a process reward model or a trained judge (see ``prm``);
+    ``rollout``: Monte-Carlo estimates from the policy being trained, no judge model (see ``rollout``)."""
     llm: LLMConfig = Field(default_factory=LLMConfig)
     """Prompt, sampling and voting of the LLM judges."""
     http: HTTPConfig = Field(default_factory=HTTPConfig)
@@ -143,6 +168,8 @@ class JudgeConfig(_Section):
     """Model of the ``llm_local`` judge."""
     prm: PRMConfig = Field(default_factory=PRMConfig)
     """Model of the ``prm`` judge."""
+    rollout: RolloutJudgeConfig = Field(default_factory=RolloutJudgeConfig)
+    """Sampling of the ``rollout`` judge."""
     max_steps: int | None = Field(default=None, ge=1)
     """Merge a response's steps to at most this many before judging (None: no limit)."""
     noise_p: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -203,6 +230,16 @@ def build_base_judge(cfg: JudgeConfig, task: "Task | None" = None) -> StepJudge:
         return _llm_judge(cfg, backend)
     if cfg.kind == "prm":
         return LazyPRMJudge(lambda: _load_prm(cfg.prm), cfg.prm.model)
+    if cfg.kind == "rollout":
+        from sgpo.judges.montecarlo import RolloutJudge, task_verifier
+
+        ro = cfg.rollout
+        if task is None:
+            raise ValueError("judge.kind=rollout needs a task (its outcome verifier decides which completions are right)")
+        if ro.min_success > ro.n:
+            raise ValueError(f"judge.rollout.min_success ({ro.min_success}) must be <= judge.rollout.n ({ro.n})")
+        return RolloutJudge(task_verifier(task), ro.n, ro.min_success, ro.max_tokens_per_verdict,
+                            "\n" if getattr(task, "step_mode", "line") == "line" else "\n\n", ro.seed)
     raise ValueError(f"unknown judge kind {cfg.kind!r}; choose one of: {', '.join(JUDGE_KINDS)}")  # pragma: no cover
 
 

@@ -57,13 +57,17 @@ class PRMJudge:
     """
 
     def __init__(self, model, tokenizer, format: str, threshold: float = 0.5, batch_size: int = 16, max_length: int = 4096,
-                 separator: str | None = None, use_reference: bool = False, system: str | None = QWEN_SYSTEM):
+                 separator: str | None = None, use_reference: bool = False, system: str | None = QWEN_SYSTEM,
+                 numbered: bool = False):
         if format not in FORMATS:
             raise ValueError(f"unknown PRM format {format!r}; choose one of: {', '.join(FORMATS)}")
         self.model, self.tokenizer, self.format = model, tokenizer, format
         self.threshold, self.batch_size, self.max_length = threshold, batch_size, max_length
         self.separator = separator or DEFAULT_SEPARATOR[format]
         self.use_reference, self.system = use_reference, system
+        # sgpo format: "(i) " before step i and before reference line i, so a small model finds the
+        # reference line to compare a step with by content, without counting lines.
+        self.numbered = numbered
         self.stats = JudgeStats()
         self._sep_id = self._single_id(self.separator)
         if format == "shepherd":
@@ -89,6 +93,7 @@ class PRMJudge:
         if format == "sgpo":
             kwargs.setdefault("separator", meta.get("separator"))
             kwargs.setdefault("use_reference", meta.get("use_reference", False))
+            kwargs.setdefault("numbered", meta.get("numbered", False))
         threshold = threshold if threshold is not None else meta.get("threshold", 0.5)
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
         if format == "shepherd":
@@ -126,6 +131,11 @@ class PRMJudge:
         if self.format == "shepherd":
             lines = [s if s.lower().startswith("step") else f"Step {i + 1}: {s}" for i, s in enumerate(request.steps)]
             return request.problem + " " + "\n".join(f"{line} {sep}" for line in lines)
+        if self.numbered:
+            lines = request.reference.split("\n") if self.use_reference and request.reference else []
+            reference = "".join(f"({i}) {line}\n" for i, line in enumerate(lines))
+            reference = f"Reference:\n{reference}" if lines else ""
+            return f"{request.problem}\n{reference}Solution:\n" + "".join(f"({i}) {s}{sep}" for i, s in enumerate(request.steps))
         reference = f"Reference:\n{request.reference}\n" if self.use_reference and request.reference else ""
         return f"{request.problem}\n{reference}Solution:\n" + "".join(f"{s}{sep}" for s in request.steps)
 

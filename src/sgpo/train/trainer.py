@@ -38,7 +38,8 @@ from sgpo.train.batches import Batch, PromptStream, StoredBatches
 from sgpo.train.checkpoint import latest_checkpoint, load_policy_weights, load_trainer_state, restore_rng, save_checkpoint
 from sgpo.train.config import Config, load_config, save_config
 from sgpo.train.measures import evaluate, is_ratio_stats, sample_records, sampling_precision
-from sgpo.train.metrics import MetricsWriter, read_jsonl, truncate_jsonl
+from sgpo.train.metrics import MetricsWriter
+from sgpo.train.prefix_sampler import bind_rollout_judge, read_jsonl, truncate_jsonl
 from sgpo.train.run_dir import SCHEDULE_KEYS, config_diff, run_files
 from sgpo.train.setup import autocast, make_task, pick_device, prompt_for
 from sgpo.train.sft import initial_policy
@@ -72,6 +73,7 @@ class Trainer:
         if self.offline:
             self.offline.validate(self.tokenizer, self.task.step_mode, log)
         self.prompt = prompt_for(cfg, self.task, self.tokenizer)
+        bind_rollout_judge(self.judge, cfg, self.policy, self.tokenizer, self.prompt, self.device)  # MC judge samples with it
         self.ref = None
         if cfg.algorithm.beta_kl > 0:
             self.ref, _ = initial_policy(cfg, self.device, log, lora=False)  # with LoRA: the base alone
