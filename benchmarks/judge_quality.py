@@ -89,6 +89,56 @@ def run_mc(grid: list[tuple[float, int]]) -> None:
         path.write_text(json.dumps(results, indent=1) + "\n")
 
 
+class UniformJudge:
+    """The ``random`` control as a judge: a first-error index drawn uniformly from -1..K-1 (seeded)."""
+
+    def __init__(self, seed: int = 0):
+        import random
+
+        self.rng = random.Random(seed)
+
+    def judge(self, requests):
+        from sgpo.judges.base import Verdict
+
+        return [Verdict(self.rng.randrange(-1, len(r.steps)), len(r.steps)) for r in requests]
+
+
+def run_judges(trained: list[str]) -> None:
+    """Every judge's ProcessBench metrics on both held-out sets -> judges.json (label -> set -> metrics)."""
+    import torch
+
+    from sgpo.judge_training.arith_data import config_policy
+    from sgpo.judges.data import read_processbench
+    from sgpo.judges.judge_eval import compute_metrics
+    from sgpo.judges.noisy import NoisyJudge
+    from sgpo.judges.prm import PRMJudge
+    from sgpo.tasks.arith import ArithRuleJudge
+
+    torch.set_num_threads(2)
+    cfg, model, tok, prompt = config_policy(log=log)
+    judges = {"sgpo": lambda: ArithRuleJudge(), "sgpo_noise0.2": lambda: NoisyJudge(ArithRuleJudge(), 0.2),
+              "sgpo_noise0.4": lambda: NoisyJudge(ArithRuleJudge(), 0.4), "random": lambda: UniformJudge(),
+              "sgpo_mc_online": lambda: mc_judge(1, 0.0, model, tok, prompt, cfg)}
+    for spec in trained:
+        label, _, path = spec.partition("=")
+        judges[label] = lambda path=path: PRMJudge.from_pretrained(path, batch_size=64)
+    out_path = OUT / "judges.json"
+    results = json.loads(out_path.read_text()) if out_path.is_file() else {}
+    for label, make in judges.items():
+        judge = make()
+        for name, path in HELDOUT.items():
+            rows = read_processbench(path)
+            t0 = time.perf_counter()
+            verdicts = judge.judge(_requests(rows))
+            m = compute_metrics(rows, verdicts, time.perf_counter() - t0)
+            results.setdefault(label, {})[name] = {k: m[k] for k in ("f1", "acc_erroneous", "acc_correct", "exact", "failures",
+                                                                   "latency_s", "rows")}
+            if hasattr(judge, "sampled_tokens"):
+                results[label][name]["sampled_tokens"] = judge.sampled_tokens
+            log(f"{label} on {name}: F1 {m['f1']:.3f} (err {m['acc_erroneous']:.3f}, correct {m['acc_correct']:.3f})")
+        out_path.write_text(json.dumps(results, indent=1) + "\n")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=("heldout", "mc", "judges"))
@@ -100,6 +150,8 @@ def main(argv: list[str]) -> int:
         make_heldout()
     elif args.what == "mc":
         run_mc([(float(t), int(n)) for t, n in (p.split(":") for p in args.grid.split(","))])
+    else:
+        run_judges(args.trained)
     return 0
 
 

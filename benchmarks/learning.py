@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -39,7 +40,19 @@ LABELS = {
     "ngrpo": ["algorithm.method=ngrpo"],
     "sgpo_noise0.2": ["algorithm.method=sgpo", "judge.noise_p=0.2"],
     "sgpo_noise0.4": ["algorithm.method=sgpo", "judge.noise_p=0.4"],
+    # Judges a user without a judge model can have (issue 19): PRMs trained by `sgpo train-judge` on the
+    # policy's own samples, with rule labels or with Monte-Carlo labels, and the Monte-Carlo judge online.
+    "sgpo_trained_rule": ["algorithm.method=sgpo", "judge.kind=prm", "judge.prm.model=models/judge-arith-rule"],
+    "sgpo_trained_mc": ["algorithm.method=sgpo", "judge.kind=prm", "judge.prm.model=models/judge-arith-mc"],
+    "sgpo_mc_online": ["algorithm.method=sgpo", "judge.kind=rollout"],
 }
+#: label -> (judge directory, `sgpo train-judge` arguments): trained once, before the label's first run, then reused.
+TRAINED_JUDGES = {
+    "sgpo_trained_rule": ("models/judge-arith-rule", ["--labels", "rule"]),
+    "sgpo_trained_mc": ("models/judge-arith-mc", ["--labels", "rollout", "--mc-n", "1", "--mc-temperature", "0"]),
+}
+JUDGE_RECIPE = ["--config", "configs/arith.yaml", "--numbered", "--layers", "4", "--n-train", "16000", "--steps", "2500",
+                "--batch-size", "32", "--lr", "1e-3", "--base-model", "tiny", "--threads", "2"]
 #: (config, labels, seeds) in the order runs are made. Seeds 0-4 were not used to tune the configs.
 PLAN = [
     ("arith", ["grpo", "sgpo"], [0, 1, 2, 3, 4]),
@@ -48,6 +61,7 @@ PLAN = [
     ("arith_easy", ["random"], [0, 1, 2]),
     ("arith", ["dapo", "ngrpo", "sgpo_noise0.2", "sgpo_noise0.4"], [0, 1, 2]),
     ("arith_easy", ["dapo", "ngrpo", "sgpo_noise0.2", "sgpo_noise0.4"], [0, 1, 2]),
+    ("arith", ["sgpo_trained_mc", "sgpo_mc_online", "sgpo_trained_rule"], [0, 1, 2]),
 ]
 CONFIG_TITLES = {"arith": "default (configs/arith.yaml)", "arith_easy": "easier sibling (configs/arith_easy.yaml)"}
 
@@ -61,6 +75,8 @@ def run_one(config: str, label: str, seed: int, runs_dir: Path) -> dict:
     from sgpo.train.trainer import Trainer
 
     path = default_config_path().parent / f"{config}.yaml"
+    if label in TRAINED_JUDGES:
+        ensure_judge(label)
     overrides = [*LABELS[label], f"train.seed={seed}", "train.progress=false"]
     cfg = load_config(path, overrides)
     t0 = time.perf_counter()
@@ -74,9 +90,23 @@ def run_one(config: str, label: str, seed: int, runs_dir: Path) -> dict:
         "steps": cfg.train.steps, "wall_seconds": wall,
         # Enough of the metrics to rebuild every table: the evaluations and the per-step shares.
         "history": [{k: m[k] for k in ("step", key, "eval/accuracy", "groups/all_negative_frac",
-                                       "accuracy/train", "sgpo/judge_calls_total") if k in m}
+                                       "accuracy/train", "sgpo/judge_calls_total", "time/judge", "time/step",
+                                       "judge/sampled_tokens") if k in m}
                     for m in history if key in m or m in rl],
     }
+
+
+def ensure_judge(label: str) -> Path:
+    """The trained judge ``label`` uses: its directory, trained with `sgpo train-judge` if not there yet."""
+    import subprocess
+
+    directory, args = TRAINED_JUDGES[label]
+    out = ROOT / directory
+    if not (out / "sgpo_judge.json").is_file():
+        print(f"== training judge {directory} (sgpo train-judge {' '.join(JUDGE_RECIPE + args)})", flush=True)
+        subprocess.run([sys.executable, "-m", "sgpo.cli", "train-judge", *JUDGE_RECIPE, *args, "--out", str(out)],
+                       cwd=ROOT, check=True)
+    return out
 
 
 def load_results(config: str) -> dict[str, dict[str, dict]]:
@@ -151,6 +181,10 @@ def section(configs: list[str]) -> str:
                              f"{curves.fmt_ci(g['area_eval_sampled'], '{:+.3f}')} | "
                              f"{curves.fmt_ci(g['by_step'].get(mid), '{:+.3f}')} | "
                              f"{'never' if reach is None else reach} of {g['baseline_steps']} |")
+        if config == "arith" and "grpo" in per:
+            from judge_gain import section as judge_gain_section  # a sibling script's module
+
+            lines += [""] + judge_gain_section(per, gaps(per, "grpo"), results, RESULTS / f"judge_gain_{config}.png")
         png = f"learning_{config}.png"
         _plot(config, results, metric, "held-out avg@8", RESULTS / png)
         _plot(config, results, "groups/all_negative_frac", "all-negative share", RESULTS / f"all_negative_{config}.png")
@@ -174,6 +208,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-runs", type=int, default=None, help="stop after this many new runs")
     parser.add_argument("--runs-dir", default=str(ROOT / "runs" / "learning"), help="where run directories go")
     args = parser.parse_args(argv)
+    os.chdir(ROOT)  # the trained judges' directories in LABELS are relative to the repository
     if args.max_runs is not None and args.max_runs < 0:
         print("learning.py: --max-runs must be >= 0", file=sys.stderr)
         return 2

@@ -171,3 +171,26 @@ def test_mc_labels_load_in_train_judge(tmp_path):
     # A "slip_local" row ends at the right answer, so the outcome verifier calls it right (-1) where the
     # rule judge finds the slip: the labels are Monte-Carlo estimates (with their blind spot), not copies.
     assert any(a.label != b.label for a, b in zip(labelled, rows))
+
+
+def test_trainer_binds_the_policy_and_logs_the_sampled_tokens(tmp_path):
+    from testkit import tiny_overrides
+
+    from sgpo.train.config import load_config
+    from sgpo.train.trainer import Trainer
+
+    cfg = load_config(None, tiny_overrides(tmp_path, "judge.kind=rollout", "judge.rollout.max_tokens_per_verdict=500",
+                                           "train.steps=1", "train.bf16=false", "train.device=cpu",
+                                           f"train.out_dir={tmp_path / 'run'}"))
+    trainer = Trainer(cfg, log=lambda *a: None)
+    inner = trainer.judge.inner  # the cache wraps the rollout judge
+    assert isinstance(inner, RolloutJudge) and inner.sampler is not None
+    before = torch.get_rng_state()
+    items = [(JudgeRequest(p.question, ["1 + 1 = 2"]), "1 + 1 = 2\n") for p in trainer.train_problems[:3]]
+    got = inner.sampler.complete(items, 2)
+    assert torch.equal(before, torch.get_rng_state())  # judging leaves the training sampler's RNG alone
+    assert len(got) == 3 and all(len(texts) == 2 for texts, _ in got)
+    metrics = trainer.step()
+    assert "judge/sampled_tokens" in metrics and metrics["judge/sampled_tokens"] >= 0
+    assert metrics["sgpo/judge_failures"] <= metrics["sgpo/judged_responses"]
+    assert inner.state_dict()["sampler"]["calls"] >= 1

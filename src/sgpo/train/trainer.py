@@ -38,8 +38,8 @@ from sgpo.train.batches import Batch, PromptStream, StoredBatches
 from sgpo.train.checkpoint import latest_checkpoint, load_policy_weights, load_trainer_state, restore_rng, save_checkpoint
 from sgpo.train.config import Config, load_config, save_config
 from sgpo.train.measures import evaluate, is_ratio_stats, sample_records, sampling_precision
-from sgpo.train.metrics import MetricsWriter
-from sgpo.train.prefix_sampler import bind_rollout_judge, read_jsonl, truncate_jsonl
+from sgpo.train.metrics import MetricsWriter, read_jsonl, truncate_jsonl
+from sgpo.train.prefix_sampler import bind_rollout_judge
 from sgpo.train.run_dir import SCHEDULE_KEYS, config_diff, run_files
 from sgpo.train.setup import autocast, make_task, pick_device, prompt_for
 from sgpo.train.sft import initial_policy
