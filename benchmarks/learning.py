@@ -49,9 +49,11 @@ LABELS = {
 #: label -> (judge directory, `sgpo train-judge` arguments): trained once, before the label's first run, then reused.
 TRAINED_JUDGES = {
     "sgpo_trained_rule": ("models/judge-arith-rule", ["--labels", "rule"]),
-    "sgpo_trained_mc": ("models/judge-arith-mc", ["--labels", "rollout", "--mc-n", "1", "--mc-temperature", "0"]),
+    # Half the rows and 2000 steps: Monte-Carlo labelling costs sampling time, and the session had little left.
+    "sgpo_trained_mc": ("models/judge-arith-mc", ["--labels", "rollout", "--mc-n", "1", "--mc-temperature", "0",
+                                                  "--n-train", "8000", "--steps", "2000"]),
 }
-JUDGE_RECIPE = ["--config", "configs/arith.yaml", "--numbered", "--layers", "4", "--n-train", "16000", "--steps", "2500",
+JUDGE_RECIPE = ["--config", "configs/arith.yaml", "--layout", "aligned", "--layers", "4", "--n-train", "16000", "--steps", "2500",
                 "--batch-size", "32", "--lr", "1e-3", "--base-model", "tiny", "--threads", "2"]
 #: (config, labels, seeds) in the order runs are made. Seeds 0-4 were not used to tune the configs.
 PLAN = [
@@ -61,7 +63,11 @@ PLAN = [
     ("arith_easy", ["random"], [0, 1, 2]),
     ("arith", ["dapo", "ngrpo", "sgpo_noise0.2", "sgpo_noise0.4"], [0, 1, 2]),
     ("arith_easy", ["dapo", "ngrpo", "sgpo_noise0.2", "sgpo_noise0.4"], [0, 1, 2]),
-    ("arith", ["sgpo_trained_mc", "sgpo_mc_online", "sgpo_trained_rule"], [0, 1, 2]),
+    # Issue 19, most telling first: the judge trained on Monte-Carlo labels, the Monte-Carlo judge online,
+    # then the judge trained on rule labels.
+    ("arith", ["sgpo_trained_mc"], [0, 1, 2]),
+    ("arith", ["sgpo_mc_online"], [0, 1, 2]),
+    ("arith", ["sgpo_trained_rule"], [0, 1, 2]),
 ]
 CONFIG_TITLES = {"arith": "default (configs/arith.yaml)", "arith_easy": "easier sibling (configs/arith_easy.yaml)"}
 

@@ -194,3 +194,23 @@ def test_trainer_binds_the_policy_and_logs_the_sampled_tokens(tmp_path):
     assert "judge/sampled_tokens" in metrics and metrics["judge/sampled_tokens"] >= 0
     assert metrics["sgpo/judge_failures"] <= metrics["sgpo/judged_responses"]
     assert inner.state_dict()["sampler"]["calls"] >= 1
+
+
+@pytest.mark.parametrize("layout", ["numbered", "aligned"])
+def test_trained_judge_layouts_put_each_step_before_its_separator(layout, tmp_path):
+    from sgpo.judge_training.prm import SEPARATOR, build_model
+    from sgpo.judges.prm import ALIGN_WIDTH, PRMJudge
+
+    model, tok = build_model(None, 1, 16, 2, 0)
+    judge = PRMJudge(model, tok, "sgpo", separator=SEPARATOR, use_reference=True, layout=layout)
+    req = JudgeRequest("Start with 2. Add 2. Add 1.", ["2 + 2 = 4", "4 + 1 = 6", "Answer: 6", "extra"], "2 + 2 = 4\n4 + 1 = 5\nAnswer: 5")
+    text = judge.text(req)
+    chunks = text.split(SEPARATOR)[:-1]
+    assert [c.endswith(s) for c, s in zip(chunks, req.steps)] == [True] * 4
+    if layout == "aligned":  # reference line i, padded, right before step i; none for the fourth step
+        assert chunks[1].endswith(f"{'4 + 1 = 5':<{ALIGN_WIDTH}}|4 + 1 = 6") and chunks[3] == f"{'':<{ALIGN_WIDTH}}|extra"
+    else:
+        assert "(1) 4 + 1 = 5\n" in text and chunks[1] == "(1) 4 + 1 = 6"
+    assert len(judge.encode(req).positions) == 4
+    with pytest.raises(ValueError, match="layout"):
+        PRMJudge(model, tok, "sgpo", separator=SEPARATOR, layout="zigzag")

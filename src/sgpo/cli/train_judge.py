@@ -31,9 +31,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--mc-n", type=positive_int, default=1, help="--labels rollout: completions per probe (default 1)")
     parser.add_argument("--mc-temperature", type=float, default=0.0,
                         help="--labels rollout: completion temperature, 0 greedy (default 0)")
-    parser.add_argument("--numbered", action="store_true",
-                        help="number steps and reference lines in the judge's input ((i) before each), so a small model "
-                             "finds the reference line to compare with")
+    parser.add_argument("--layout", choices=("plain", "numbered", "aligned"), default="plain",
+                        help="the judge's input: plain (problem, reference, steps), numbered ((i) before steps and reference "
+                             "lines) or aligned (reference line i beside step i; for step-by-step tasks like arithmetic)")
     parser.add_argument("--n-train", type=positive_int, default=4000, help="generated training rows (default 4000)")
     parser.add_argument("--samples", type=positive_int, default=4, help="policy samples per problem (default 4)")
     parser.add_argument("--warmup-steps", type=int, default=1000, help="supervised warm-up of the sampling policy (cached)")
@@ -92,7 +92,7 @@ def run(args) -> int:
         base = str(warmed_policy(args.warmup_steps, args.noise_p, args.seed, log)[2])
     model, tokenizer = build_model(None if base == "tiny" else base, args.layers, args.d_model, args.heads, args.seed)
     judge = PRMJudge(model, tokenizer, "sgpo", separator=SEPARATOR, use_reference=use_reference, max_length=1024,
-                     numbered=args.numbered)
+                     layout=args.layout)
     log(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; reference shown: {use_reference}")
     losses = train_steps(judge, data["train"], args.steps, args.batch_size, args.lr, args.seed, log)
     threshold, val_f1 = tune_threshold(judge, data["validation"])
@@ -105,7 +105,7 @@ def run(args) -> int:
     if args.config:  # the rows the judge was trained on, in the step-labelled format `--data` reads back
         write_jsonl(out / "labels_train.jsonl", (r.to_processbench() for r in data["train"]))
     meta = {"format": "sgpo", "separator": SEPARATOR, "use_reference": use_reference, "threshold": threshold, "base_model": base,
-            "numbered": args.numbered, "labels": args.labels if args.config else "given", "label_cost": label_cost,
+            "layout": args.layout, "labels": args.labels if args.config else "given", "label_cost": label_cost,
             "validation_f1": val_f1, "train_rows": len(data["train"]), "steps": args.steps,
             "final_loss": sum(losses[-20:]) / len(losses[-20:]), "source": args.data or args.config or args.source,
             "seconds": round(time.perf_counter() - start, 1)}
