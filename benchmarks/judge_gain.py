@@ -48,17 +48,21 @@ def _cost(runs: dict, f1: dict) -> tuple[str, str]:
 def rows(per: dict, gap: dict, results: dict) -> list[dict]:
     """One record per judge that has both learning runs and (except ``random``) a judge-eval entry."""
     f1s = json.loads(JUDGES_JSON.read_text()) if JUDGES_JSON.is_file() else {}
-    rule_final = gap.get("sgpo", {}).get("final_eval_sampled", {}).get("mean")
+    final = lambda label: {s: r["final_eval_sampled"] for s, r in per.get(label, {}).items()}  # noqa: E731
     out = []
     for label, name in JUDGE_NAMES.items():
         if label not in gap or label not in results:
             continue
         f1 = f1s.get(label, {})
-        final, area = gap[label]["final_eval_sampled"], gap[label]["area_eval_sampled"]
+        seeds = [s for s in per[label] if s in per.get("sgpo", {}) and s in per.get("grpo", {})]
+        own = sum(final(label)[s] - final("grpo")[s] for s in seeds)
+        rule = sum(final("sgpo")[s] - final("grpo")[s] for s in seeds)
+        vs_rule = curves.paired_gap(final(label), final("sgpo")) if label != "sgpo" else None
         secs, toks = _cost(results[label], f1.get("policy"))
         out.append({"label": label, "name": name, "seeds": len(results[label]), "f1_policy": f1.get("policy", {}).get("f1"),
-                    "f1_corrupted": f1.get("corrupted", {}).get("f1"), "final": final, "area": area,
-                    "share": final["mean"] / rule_final if rule_final else None, "seconds": secs, "tokens": toks})
+                    "f1_corrupted": f1.get("corrupted", {}).get("f1"), "final": gap[label]["final_eval_sampled"],
+                    "area": gap[label]["area_eval_sampled"], "vs_rule": vs_rule,
+                    "share": own / rule if seeds and rule else None, "seconds": secs, "tokens": toks})
     return out
 
 
@@ -74,15 +78,18 @@ def section(per: dict, gap: dict, results: dict, png: Path) -> list[str]:
              "(`policy`, 1000 rows, rule labels), and corrupted reference solutions (`corrupted`, 1000 rows: error "
              "kinds the policy does not make). Gains: held-out avg@8 over GRPO, paired by seed. Cost: judge seconds "
              "per RL step (measured `time/judge`; `~`: held-out latency × verdicts per step) and tokens the judge "
-             "sampled per step (the policy generates about 20 000 per step itself). `random` is the judge-free control "
+             "sampled per step (the policy generates about 20 000 per step itself). Share: the judge's mean final gain over "
+             "the rule judge's, on the seeds both have. `random` is the judge-free control "
              "(its F1 is that of a uniformly drawn index). Made by `python benchmarks/judge_quality.py judges ...` "
              "and `python benchmarks/learning.py`.", "",
-             "| judge | seeds | F1 policy | F1 corrupted | final gain | area gain | share of rule judge's final gain "
-             "| judge s / step | sampled tokens / step |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| judge | seeds | F1 policy | F1 corrupted | final gain | area gain | final − rule judge's (paired) "
+             "| share of rule judge's final gain | judge s / step | sampled tokens / step |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in recs:
         share = "–" if r["share"] is None else f"{r['share']:.0%}"
         lines.append(f"| {r['name']} (`{r['label']}`) | {r['seeds']} | {fmt(r['f1_policy'])} | {fmt(r['f1_corrupted'])} | "
                      f"{curves.fmt_ci(r['final'], '{:+.3f}')} | {curves.fmt_ci(r['area'], '{:+.3f}')} | "
+                     f"{'–' if r['vs_rule'] is None else curves.fmt_ci(r['vs_rule'], '{:+.3f}')} | "
                      f"{share} | "
                      f"{r['seconds']} | {r['tokens']} |")
     if MC_JSON.is_file():
