@@ -214,3 +214,11 @@ def test_trained_judge_layouts_put_each_step_before_its_separator(layout, tmp_pa
     assert len(judge.encode(req).positions) == 4
     with pytest.raises(ValueError, match="layout"):
         PRMJudge(model, tok, "sgpo", separator=SEPARATOR, layout="zigzag")
+
+
+def test_train_judge_refuses_rollout_labels_without_a_policy(capsys):
+    from sgpo.cli import main
+
+    assert main(["train-judge", "--labels", "rollout"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--config" in err[0]
