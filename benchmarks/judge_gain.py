@@ -20,6 +20,7 @@ MC_JSON = ROOT / "benchmarks" / "results" / "judge_quality" / "mc.json"
 JUDGE_NAMES = {
     "sgpo": "exact rule judge", "sgpo_noise0.2": "rule, 20% of verdicts shifted", "sgpo_noise0.4": "rule, 40% shifted",
     "sgpo_trained_rule": "PRM trained on rule labels", "sgpo_trained_mc": "PRM trained on Monte-Carlo labels",
+    "sgpo_trained_mc_small": "same, half the rows, 2000 steps",
     "sgpo_mc_online": "Monte-Carlo online (greedy, N=1)", "random": "random (RTS uniform; no judge)",
 }
 
@@ -45,30 +46,35 @@ def _cost(runs: dict, f1: dict) -> tuple[str, str]:
     return s, (f"{sum(toks) / len(toks):,.0f}" if toks else "–")
 
 
-def rows(per: dict, gap: dict, results: dict) -> list[dict]:
-    """One record per judge that has both learning runs and (except ``random``) a judge-eval entry."""
+def rows(sets: list[tuple[str, dict, dict, dict]]) -> list[dict]:
+    """One record per judge with learning runs: from the first result set (config, per-seed summaries,
+    gaps against GRPO, raw results) that has it; gains are paired within that set's warm-up."""
     f1s = json.loads(JUDGES_JSON.read_text()) if JUDGES_JSON.is_file() else {}
-    final = lambda label: {s: r["final_eval_sampled"] for s, r in per.get(label, {}).items()}  # noqa: E731
     out = []
     for label, name in JUDGE_NAMES.items():
-        if label not in gap or label not in results:
+        found = [(c, p, g, r) for c, p, g, r in sets if label in g or (label == "sgpo" and label in p)]
+        if not found:
             continue
+        config, per, gap, results = found[0]
+        if label not in gap:
+            continue
+        final = lambda lab: {s: r["final_eval_sampled"] for s, r in per.get(lab, {}).items()}  # noqa: E731
         f1 = f1s.get(label, {})
         seeds = [s for s in per[label] if s in per.get("sgpo", {}) and s in per.get("grpo", {})]
         own = sum(final(label)[s] - final("grpo")[s] for s in seeds)
         rule = sum(final("sgpo")[s] - final("grpo")[s] for s in seeds)
         vs_rule = curves.paired_gap(final(label), final("sgpo")) if label != "sgpo" else None
         secs, toks = _cost(results[label], f1.get("policy"))
-        out.append({"label": label, "name": name, "seeds": len(results[label]), "f1_policy": f1.get("policy", {}).get("f1"),
+        out.append({"label": label, "name": name, "seeds": len(results[label]), "config": config, "f1_policy": f1.get("policy", {}).get("f1"),
                     "f1_corrupted": f1.get("corrupted", {}).get("f1"), "final": gap[label]["final_eval_sampled"],
                     "area": gap[label]["area_eval_sampled"], "vs_rule": vs_rule,
                     "share": own / rule if seeds and rule else None, "seconds": secs, "tokens": toks})
     return out
 
 
-def section(per: dict, gap: dict, results: dict, png: Path) -> list[str]:
-    """Markdown lines of the table and the plot."""
-    recs = rows(per, gap, results)
+def section(sets: list[tuple[str, dict, dict, dict]], png: Path) -> list[str]:
+    """Markdown lines of the table and the plot (``sets``: see :func:`rows`)."""
+    recs = rows(sets)
     if not recs:
         return []
     fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
@@ -80,14 +86,15 @@ def section(per: dict, gap: dict, results: dict, png: Path) -> list[str]:
              "per RL step (measured `time/judge`; `~`: held-out latency × verdicts per step) and tokens the judge "
              "sampled per step (the policy generates about 20 000 per step itself). Share: the judge's mean final gain over "
              "the rule judge's, on the seeds both have. `random` is the judge-free control "
-             "(its F1 is that of a uniformly drawn index). Made by `python benchmarks/judge_quality.py judges ...` "
+             "(its F1 is that of a uniformly drawn index). Warm-up: gains are paired with GRPO runs from the same warm-up; `original` is the "
+             "warm-up of the `arith` tables, `rebuilt` the one of `arith_rewarm` (same config and cache key, retrained weights). Made by `python benchmarks/judge_quality.py judges ...` "
              "and `python benchmarks/learning.py`.", "",
-             "| judge | seeds | F1 policy | F1 corrupted | final gain | area gain | final − rule judge's (paired) "
+             "| judge | warm-up | seeds | F1 policy | F1 corrupted | final gain | area gain | final − rule judge's (paired) "
              "| share of rule judge's final gain | judge s / step | sampled tokens / step |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in recs:
         share = "–" if r["share"] is None else f"{r['share']:.0%}"
-        lines.append(f"| {r['name']} (`{r['label']}`) | {r['seeds']} | {fmt(r['f1_policy'])} | {fmt(r['f1_corrupted'])} | "
+        lines.append(f"| {r['name']} (`{r['label']}`) | {'rebuilt' if r['config'] == 'arith_rewarm' else 'original'} | {r['seeds']} | {fmt(r['f1_policy'])} | {fmt(r['f1_corrupted'])} | "
                      f"{curves.fmt_ci(r['final'], '{:+.3f}')} | {curves.fmt_ci(r['area'], '{:+.3f}')} | "
                      f"{'–' if r['vs_rule'] is None else curves.fmt_ci(r['vs_rule'], '{:+.3f}')} | "
                      f"{share} | "
