@@ -115,7 +115,10 @@ def mc_first_errors(
             break
         mids = {i: (lo[i] + hi[i]) // 2 for i in active}
         items = [(requests[i], prefix_text(requests[i].steps, mids[i], joiner)) for i in active]
-        for i, (prefix, (texts, tokens)) in zip(active, zip((p for _, p in items), sampler.complete(items, n))):
+        completed = sampler.complete(items, n)
+        if len(completed) != len(items):
+            raise ValueError(f"the sampler completed {len(completed)} of {len(items)} prefixes")
+        for i, (_, prefix), (texts, tokens) in zip(active, items, completed):
             wins = sum(bool(verify(requests[i], prefix + t)) for t in texts)
             out[i].probes.append((mids[i], wins, len(texts)))
             out[i].tokens += tokens
