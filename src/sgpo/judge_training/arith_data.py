@@ -129,3 +129,58 @@ def policy_rows(n_problems: int, samples: int = 4, split: str = "train", seed: i
                 if row is not None:
                     rows.append(row)
     return rows
+
+
+def config_policy(config_path: str | None = None, log=print):
+    """(config, model, tokenizer, prompt) of the warmed-up policy a training config starts RL from
+    (``configs/arith.yaml`` by default), from the warm-up cache (trained once if missing)."""
+    from sgpo.train.compare import default_config_path
+    from sgpo.train.config import load_config
+    from sgpo.train.setup import make_task, pick_device, prompt_for
+    from sgpo.train.sft import initial_policy
+
+    cfg = load_config(config_path or default_config_path())  # as trained: the warm-up cache key includes bf16
+    model, tokenizer = initial_policy(cfg, pick_device(cfg), log, lora=False)
+    return cfg, model.eval(), tokenizer, prompt_for(cfg, make_task(cfg), tokenizer)
+
+
+def sampled_rows(cfg, model, tokenizer, prompt, n_problems: int, samples: int, split: str, temperatures: tuple[float, ...],
+                 seed: int = 0, uid: str = "policy") -> list[LabelledSolution]:
+    """The policy's own solutions to ``n_problems`` problems of ``cfg``'s task (``samples`` each, the
+    problems' chunks cycling through ``temperatures``), labelled by the rule judge.
+
+    Responses without steps are dropped; duplicates are kept, as a judge in training sees them.
+    """
+    import torch
+
+    from sgpo.sampling import generate
+    from sgpo.steps import split_steps
+    from sgpo.train.measures import sampling_precision
+    from sgpo.train.setup import make_task
+
+    task, judge = make_task(cfg), ArithRuleJudge()
+    problems = task.problems(split, n_problems)
+    rows = []
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        for c, start in enumerate(range(0, len(problems), 64)):
+            chunk = problems[start : start + 64]
+            with sampling_precision(cfg, model, next(model.parameters()).device):  # as the trainer samples
+                out = generate(model, tokenizer, [prompt(p.question) for p in chunk], n=samples,
+                               temperature=temperatures[c % len(temperatures)], max_new_tokens=cfg.rollout.max_new_tokens,
+                               sampler=cfg.rollout.sampler)
+            for i, text in enumerate(out.texts):
+                steps = split_steps(text, task.step_mode)
+                if steps:
+                    row = label(chunk[i // samples], steps, task, judge, f"{uid}-{split}-{start * samples + i}")
+                    if row is not None:
+                        rows.append(row)
+    return rows
+
+
+def corrupted_rows_for(cfg, n: int, split: str, seed: int = 0, p_correct: float = 0.3) -> list[LabelledSolution]:
+    """:func:`corrupted_rows` on the problems of ``cfg``'s arithmetic task (its spec, not the default one)."""
+    from sgpo.train.setup import make_task
+
+    task = make_task(cfg)
+    return corrupted_rows(n, split, seed, p_correct, task.spec)

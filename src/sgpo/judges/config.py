@@ -27,7 +27,7 @@ from sgpo.packaged import PACKAGED, check_model_dir
 if TYPE_CHECKING:
     from sgpo.tasks.base import Task
 
-JUDGE_KINDS = ("rule", "llm_http", "llm_local", "prm")
+JUDGE_KINDS = ("rule", "llm_http", "llm_local", "prm", "rollout")
 
 #: Upper bounds shared with the training config: far above any real setting, low enough that a
 #: typo (``1e20``) is a config error instead of a process that spins or runs out of memory.
@@ -144,13 +144,38 @@ class PRMConfig(_Section):
     """Torch CPU threads, set process-wide when the model loads (None: torch's default)."""
 
 
+class RolloutJudgeConfig(_Section):
+    """The ``rollout`` judge: Monte-Carlo first-error estimates from the policy being trained
+    (:mod:`sgpo.judges.montecarlo`). Needs no judge model; costs sampled tokens (logged as
+    ``judge/sampled_tokens``). The trainer binds the live policy; elsewhere the judge fails every verdict."""
+
+    n: int = Field(default=1, ge=1)
+    """Completions per probed prefix (N)."""
+    min_success: int = Field(default=1, ge=1)
+    """A prefix is right when at least this many of its N completions reach the answer (<= n)."""
+    temperature: float = Field(default=0.0, ge=0.0)
+    """Sampling temperature of the completions; 0 is greedy (then n=1 is enough: completions are identical).
+    Greedy is the default because on the arithmetic task it gave the best F1 at the lowest cost
+    (BENCHMARKS.md, judge quality): a tiny policy's greedy continuation of a right prefix is almost always right."""
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    """Longest completion; None: the trainer's ``rollout.max_new_tokens``."""
+    max_tokens_per_verdict: int | None = Field(default=None, ge=1)
+    """Most sampled tokens one verdict may cost; a probe that could exceed it is not started and the
+    verdict fails as ``timeout`` (the response keeps its outcome reward). None: no cap."""
+    batch_size: int = Field(default=512, ge=1)
+    """Sequences per generate call."""
+    seed: int = 0
+    """Seed of the completions' own RNG (the training sampler's RNG is left untouched)."""
+
+
 class JudgeConfig(_Section):
     """Which step judge SGPO asks, and the wrappers around it."""
 
-    kind: Literal["rule", "llm_http", "llm_local", "prm"] = "rule"
+    kind: Literal["rule", "llm_http", "llm_local", "prm", "rollout"] = "rule"
     """``rule``: the task's exact rule judge (the arithmetic task has one); ``llm_http``: a prompted
     LLM behind an OpenAI-compatible server (see ``http``, ``llm``); ``llm_local``: a prompted LLM in
-    this process (see ``local``, ``llm``); ``prm``: a process reward model or a trained judge (see ``prm``)."""
+    this process (see ``local``, ``llm``); ``prm``: a process reward model or a trained judge (see ``prm``);
+    ``rollout``: Monte-Carlo estimates from the policy being trained, no judge model (see ``rollout``)."""
     llm: LLMConfig = Field(default_factory=LLMConfig)
     """Prompt, sampling and voting of the LLM judges."""
     http: HTTPConfig = Field(default_factory=HTTPConfig)
@@ -163,6 +188,8 @@ class JudgeConfig(_Section):
     """Warn (console and report.md) when a training step's judge fails on at least this share of
     the responses it judged (``sgpo/judge_failures`` / ``sgpo/judged_responses``): a failed verdict
     leaves its response at advantage 0, so a judge that is down turns SGPO into plain GRPO."""
+    rollout: RolloutJudgeConfig = Field(default_factory=RolloutJudgeConfig)
+    """Sampling of the ``rollout`` judge."""
     max_failure_frac: float | None = Field(default=None, gt=0.0, le=1.0)
     """Stop the run (exit 1, one line naming the step) when a step's failure share reaches this,
     before that step's update, so the last checkpoint was trained with a working judge; resume
@@ -232,6 +259,16 @@ def build_base_judge(cfg: JudgeConfig, task: "Task | None" = None) -> StepJudge:
     if cfg.kind == "prm":
         check_model_dir(cfg.prm.model, "judge.prm.model")
         return LazyPRMJudge(lambda: _load_prm(cfg.prm), cfg.prm.model)
+    if cfg.kind == "rollout":
+        from sgpo.judges.montecarlo import RolloutJudge, task_verifier
+
+        ro = cfg.rollout
+        if task is None:
+            raise ValueError("judge.kind=rollout needs a task (its outcome verifier decides which completions are right)")
+        if ro.min_success > ro.n:
+            raise ValueError(f"judge.rollout.min_success ({ro.min_success}) must be <= judge.rollout.n ({ro.n})")
+        return RolloutJudge(task_verifier(task), ro.n, ro.min_success, ro.max_tokens_per_verdict,
+                            "\n" if getattr(task, "step_mode", "line") == "line" else "\n\n", ro.seed)
     raise ValueError(f"unknown judge kind {cfg.kind!r}; choose one of: {', '.join(JUDGE_KINDS)}")  # pragma: no cover
 
 

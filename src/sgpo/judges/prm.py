@@ -31,6 +31,13 @@ JUDGE_META = "sgpo_judge.json"
 FORMATS = ("qwen", "shepherd", "sgpo")
 QWEN_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 DEFAULT_SEPARATOR = {"qwen": "<extra_0>", "shepherd": "ки", "sgpo": "<step>"}
+#: How the ``sgpo`` format lays a solution out: ``plain`` (problem, reference, steps); ``numbered``
+#: ("(i) " before step i and reference line i: a small model finds the line to compare with by
+#: content); ``aligned`` (reference line i, padded to ALIGN_WIDTH characters, then "|" and step i,
+#: before each separator: a right step is a copy at a fixed distance, which a tiny model checks
+#: easily; for tasks whose right solutions follow the reference step by step, like the arithmetic task).
+LAYOUTS = ("plain", "numbered", "aligned")
+ALIGN_WIDTH = 24
 
 
 @dataclass(frozen=True)
@@ -57,13 +64,17 @@ class PRMJudge:
     """
 
     def __init__(self, model, tokenizer, format: str, threshold: float = 0.5, batch_size: int = 16, max_length: int = 4096,
-                 separator: str | None = None, use_reference: bool = False, system: str | None = QWEN_SYSTEM):
+                 separator: str | None = None, use_reference: bool = False, system: str | None = QWEN_SYSTEM,
+                 layout: str = "plain"):
         if format not in FORMATS:
             raise ValueError(f"unknown PRM format {format!r}; choose one of: {', '.join(FORMATS)}")
         self.model, self.tokenizer, self.format = model, tokenizer, format
         self.threshold, self.batch_size, self.max_length = threshold, batch_size, max_length
         self.separator = separator or DEFAULT_SEPARATOR[format]
         self.use_reference, self.system = use_reference, system
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown sgpo layout {layout!r}; choose one of: {', '.join(LAYOUTS)}")
+        self.layout = layout
         self.stats = JudgeStats()
         self._sep_id = self._single_id(self.separator)
         if format == "shepherd":
@@ -87,6 +98,7 @@ class PRMJudge:
         if format == "sgpo":
             kwargs.setdefault("separator", meta.get("separator"))
             kwargs.setdefault("use_reference", meta.get("use_reference", False))
+            kwargs.setdefault("layout", meta.get("layout", "plain"))
         threshold = threshold if threshold is not None else meta.get("threshold", 0.5)
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
         if format == "shepherd":
@@ -124,6 +136,15 @@ class PRMJudge:
         if self.format == "shepherd":
             lines = [s if s.lower().startswith("step") else f"Step {i + 1}: {s}" for i, s in enumerate(request.steps)]
             return request.problem + " " + "\n".join(f"{line} {sep}" for line in lines)
+        lines = request.reference.split("\n") if self.use_reference and request.reference else []
+        if self.layout == "numbered":
+            reference = "".join(f"({i}) {line}\n" for i, line in enumerate(lines))
+            reference = f"Reference:\n{reference}" if lines else ""
+            return f"{request.problem}\n{reference}Solution:\n" + "".join(f"({i}) {s}{sep}" for i, s in enumerate(request.steps))
+        if self.layout == "aligned":
+            ref = lambda i: lines[i] if i < len(lines) else ""  # noqa: E731
+            return f"{request.problem}\nSolution:\n" + "".join(
+                f"{ref(i):<{ALIGN_WIDTH}}|{s}{sep}" for i, s in enumerate(request.steps))
         reference = f"Reference:\n{request.reference}\n" if self.use_reference and request.reference else ""
         return f"{request.problem}\n{reference}Solution:\n" + "".join(f"{s}{sep}" for s in request.steps)
 

@@ -47,7 +47,8 @@ def collect_stats(judge: object) -> dict[str, float]:
     Keys: ``judge/verdicts``, ``judge/calls``, ``judge/retries``, ``judge/failures``,
     ``judge/failures/<status>``, ``judge/seconds`` (from the innermost judge that keeps
     :class:`JudgeStats`), ``judge/cache_hits``, ``judge/cache_misses`` (from a cache wrapper) and
-    ``judge/corrupted`` (from a noise wrapper). Absent counters are simply not reported.
+    ``judge/corrupted`` (from a noise wrapper), ``judge/sampled_tokens`` and ``judge/completions`` (from a
+    Monte-Carlo rollout judge). Absent counters are simply not reported.
     """
     out: dict[str, float] = {}
     seen: set[int] = set()
@@ -59,6 +60,8 @@ def collect_stats(judge: object) -> dict[str, float]:
             out.update({f"judge/{k}": v for k, v in stats.as_dict().items()})
         if hasattr(node, "hits") and hasattr(node, "misses"):
             out["judge/cache_hits"], out["judge/cache_misses"] = node.hits, node.misses
+        if hasattr(node, "sampled_tokens"):  # a Monte-Carlo judge's price: tokens and completions it sampled
+            out["judge/sampled_tokens"], out["judge/completions"] = node.sampled_tokens, node.completions
         if hasattr(node, "corrupted"):
             out["judge/corrupted"] = node.corrupted
         node = getattr(node, "inner", None)

@@ -39,6 +39,7 @@ from sgpo.train.guard import UpdateGuard, guarded_step, interrupted
 from sgpo.train.judge_watch import JudgeWatch
 from sgpo.train.measures import evaluate, is_ratio_stats, no_update, sample_records, sampling_precision
 from sgpo.train.metrics import MetricsWriter, read_jsonl, truncate_jsonl
+from sgpo.train.prefix_sampler import bind_rollout_judge
 from sgpo.train.run_dir import SCHEDULE_KEYS, RunDir, config_diff
 from sgpo.train.setup import autocast, make_task, pick_device, prompt_for, seed_everything
 from sgpo.train.sft import initial_policy
@@ -75,6 +76,7 @@ class Trainer:
         if self.offline:
             self.offline.validate(self.tokenizer, self.task.step_mode, log)
         self.prompt = prompt_for(cfg, self.task, self.tokenizer)
+        bind_rollout_judge(self.judge, cfg, self.policy, self.tokenizer, self.prompt, self.device)  # MC judge samples with it
         self.ref = None
         if cfg.algorithm.beta_kl > 0:
             self.ref, _ = initial_policy(cfg, self.device, log, lora=False)  # with LoRA: the base alone
