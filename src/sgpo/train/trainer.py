@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sgpo.core import METHODS, ShapingParams, judge_mask, needs_judge, policy_loss
+from sgpo.core import ShapingParams, judge_mask, needs_judge, policy_loss
 from sgpo.decode import inner_model
 from sgpo.errors import ConfigError, MissingInputError
 from sgpo.grading import Graded, GradingSettings, grade, grading_stats, step_generator, token_counter
@@ -199,7 +199,7 @@ class Trainer:
     def step(self) -> dict:
         cfg, G = self.cfg, self.cfg.rollout.group_size
         t_start = time.perf_counter()
-        n_prompts = cfg.rollout.prompts_per_step * (1 + (cfg.algorithm.dapo_resample_rounds if METHODS.get(self.method).oversamples else 0))
+        n_prompts = cfg.rollout.prompts_per_step * (1 + (cfg.algorithm.dapo_resample_rounds if self.grading.spec.oversamples else 0))
         t0 = time.perf_counter()
         checks_before = self._verify_counts()
         batch = self._next_batch(n_prompts)
@@ -212,7 +212,7 @@ class Trainer:
         shaped = self._grade(batch, step_gen)
         t_judge = time.perf_counter() - t0
         keep = shaped.keep
-        if METHODS.get(self.method).oversamples:
+        if self.grading.spec.oversamples:
             # Keep the first prompts_per_step groups with signal; the over-sampled rest refill the batch.
             keep = keep & (keep.cumsum(0) <= cfg.rollout.prompts_per_step)
         rows = keep.repeat_interleave(G).nonzero().squeeze(1)
