@@ -161,7 +161,7 @@ ALL_OK = torch.ones(3, 3, dtype=torch.bool)
 def test_judge_mask_scopes():
     assert judge_mask(OUTCOMES).tolist() == [[True] * 3, [False] * 3, [False] * 3]  # default all_negative
     assert judge_mask(OUTCOMES, "all_incorrect").tolist() == [[True] * 3, [False, True, True], [False] * 3]
-    with pytest.raises(ValueError, match="unknown scope 'wrong'.*all_negative, all_incorrect"):
+    with pytest.raises(ValueError, match="unknown scope 'wrong'; choose one of: all_incorrect, all_negative"):
         judge_mask(OUTCOMES, "wrong")
 
 
@@ -257,3 +257,39 @@ def test_registry_refuses_duplicates():
         reg.register("a")(lambda: 2)
     with pytest.raises(KeyError, match="unknown thing 'b'; choose one of: a"):
         reg.get("b")
+
+
+def test_a_method_says_what_it_needs_and_does():
+    flags = {name: (m.judges, m.grades, m.oversamples, m.own_advantages) for name, m in ((n, METHODS.get(n)) for n in METHODS)}
+    assert flags == {"dapo": (False, False, True, False), "grpo": (False, False, False, False),
+                     "ngrpo": (False, False, False, True), "random": (False, True, False, False),
+                     "sgpo": (True, True, False, False)}
+
+
+def test_registering_and_unregistering_a_method():
+    @METHODS.register("tmp_judged", judges=True)
+    def tmp(outcomes, **_):
+        return METHODS.get("grpo")(outcomes)
+
+    try:
+        assert "tmp_judged" in METHODS and METHODS.get("tmp_judged").grades and needs_judge("tmp_judged")
+        assert METHODS.get("tmp_judged").fn is tmp
+    finally:
+        METHODS.unregister("tmp_judged")
+    assert "tmp_judged" not in METHODS and len(METHODS) == 5
+    with pytest.raises(KeyError, match="unknown method 'tmp_judged'"):
+        METHODS.unregister("tmp_judged")
+
+
+def test_shaping_params_are_built_from_options_in_one_place():
+    options = {"scope": "all_incorrect", "mapping": "linear", "beta": 2.0, "gamma": 0.1, "linear_scale": 0.25, "scale": "none"}
+    assert ShapingParams.from_options(options) == ShapingParams("all_incorrect", "linear", {"scale": 0.25}, "none")
+    assert ShapingParams.from_options({"beta": 3.0}).mapping_params == {"beta": 3.0}  # logistic, gamma at its default
+    assert ShapingParams.from_options({"mapping": "raw", "beta": 3.0}).mapping_params == {}
+    with pytest.raises(ValueError, match="sgpo_scope='mixed'; choose one of: all_incorrect, all_negative"):
+        ShapingParams.from_options({"scope": "mixed"}, prefix="sgpo_")
+    with pytest.raises(ValueError, match="unknown reward mapping 'sqrt'"):
+        ShapingParams(mapping="sqrt")
+    with pytest.raises(ValueError, match="unknown advantage scale 'std'"):
+        ShapingParams(scale="std")
+

@@ -8,7 +8,18 @@ import pytest
 import torch
 
 from sgpo.core import ShapingParams
-from sgpo.grading import GradingSettings, grade, grading_stats, usable
+from sgpo.grading import (
+    GradingSettings,
+    StepReading,
+    grade,
+    grading_stats,
+    judge_rows,
+    request,
+    shape,
+    step_generator,
+    token_counter,
+    usable,
+)
 from sgpo.judges.base import ERROR, OK, Verdict
 from sgpo.tasks.base import Problem
 
@@ -122,3 +133,41 @@ def test_scope_all_incorrect_grades_wrong_answers_in_mixed_groups():
     settings = GradingSettings("sgpo", ShapingParams(scope="all_incorrect"))
     g = grade([P], ["right", "e1\nb"], torch.tensor([[1.0, 0.0]]), settings, ByFirstLine())
     assert g.rewards.tolist()[0] == pytest.approx([1.0, f(0.5)])
+
+
+def test_grading_a_subset_of_rows_judges_only_those_and_agrees_with_the_whole():
+    """What TRL does: each process grades its own rows of the batch; the pieces make the whole."""
+    texts = texts_of([["e0", "b", "c"], ["e2", "b", "c"], ["fail", "b"], [""], ["e1", "x"], ["e0", "y"], ["right"], ["e1"]])
+    outcomes = torch.tensor([[0.0, 0, 0, 0], [0, 0, 1, 0]])
+    settings = GradingSettings("sgpo", ShapingParams(scope="all_incorrect"))
+    whole = grade([P, P], texts, outcomes, settings, ByFirstLine())
+    rts, ok, calls = torch.zeros(2, 4), torch.zeros(2, 4, dtype=torch.bool), 0
+    for lo, hi in [(0, 3), (3, 8)]:  # group 0 is split over the two "processes"
+        judge = ByFirstLine()
+        mine = grade({0: P, 1: P}, {i: texts[i] for i in range(lo, hi)}, outcomes, settings, judge, rows=range(lo, hi))
+        assert mine.rewards is None and mine.advantages is None and mine.keep is None  # shaped after gathering
+        assert mine.rows == [i for i in whole.rows if lo <= i < hi] and len(judge.asked) == mine.calls
+        assert not mine.judged.view(-1)[[i for i in range(8) if not lo <= i < hi]].any()
+        rts.view(-1)[lo:hi], ok.view(-1)[lo:hi] = mine.rts.view(-1)[lo:hi], mine.verdict_ok.view(-1)[lo:hi]
+        calls += mine.calls
+    assert torch.equal(rts, whole.rts) and torch.equal(ok, whole.verdict_ok) and calls == whole.calls
+    shaped = shape(outcomes, rts, ok, settings)
+    assert torch.equal(shaped.advantages, whole.advantages) and torch.equal(shaped.known, whole.known)
+
+
+def test_reading_steps_needs_no_method():
+    reading = StepReading("line", max_steps=2)
+    assert request(P, "a\nb\nc", reading).steps == request(P, "a\nb\nc", GradingSettings("grpo", step_mode="line", max_steps=2)).steps
+    judged = judge_rows([P], ["e1\nb\nc", ""], [0, 1], 2, StepReading("line"), ByFirstLine())
+    assert judged.ok.tolist() == [True, False] and judged.rts.tolist() == pytest.approx([1 / 3, 0.0]) and judged.calls == 1
+    with pytest.raises(ValueError, match="rts_unit='words'; choose one of: steps, tokens"):
+        StepReading(rts_unit="words")
+
+
+def test_step_generator_and_token_counter_are_the_shared_ones():
+    assert torch.equal(torch.rand(3, generator=step_generator(2, 5)), torch.rand(3, generator=torch.Generator().manual_seed(2 * 7_919 + 5)))
+
+    def whitespace_tokenizer(text, add_special_tokens):
+        return {"input_ids": text.split()}
+
+    assert token_counter(whitespace_tokenizer)("two words") == 2

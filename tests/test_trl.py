@@ -138,7 +138,7 @@ def test_a_failing_judge_never_stops_training(tmp_path, bad):
 
 
 def test_config_errors_name_the_option(tmp_path):
-    with pytest.raises(ValueError, match="sgpo_method='dapo'; choose one of: grpo, sgpo, random, ngrpo"):
+    with pytest.raises(ValueError, match="sgpo_method='dapo'; choose one of: grpo, ngrpo, random, sgpo .it over-samples prompts"):
         SGPOConfig(output_dir=str(tmp_path), use_cpu=True, sgpo_method="dapo")
     with pytest.raises(ValueError, match="sgpo_scope='mixed'"):
         SGPOConfig(output_dir=str(tmp_path), use_cpu=True, sgpo_scope="mixed")

@@ -8,6 +8,7 @@ import zlib
 
 from datasets import Dataset
 
+from sgpo.core import METHODS
 from sgpo.judges.base import ERROR, Verdict
 from sgpo.models import arith_tokenizer, tiny_policy
 from sgpo.tasks.arith import ArithTask
@@ -74,4 +75,4 @@ def trainer(out_dir, judge_log=None, per_device: int = 8, steps: int = 2, method
     )
     funcs = [short, correct] if two_rewards else [correct]
     return SGPOTrainer(tiny_policy(tok), reward_funcs=funcs, args=args, train_dataset=dataset(), processing_class=tok,
-                       judge=TextJudge() if method == "sgpo" and not no_judge else None)
+                       judge=TextJudge() if METHODS.get(method).judges and not no_judge else None)

@@ -6,7 +6,7 @@ The maths lives in :mod:`sgpo.core`; :mod:`sgpo.grading` is the one step every t
 The public surface, importable from ``sgpo`` (loaded on first use, so ``import sgpo`` stays light)::
 
     from sgpo import StepJudge, JudgeRequest, Verdict, build_judge     # judges
-    from sgpo import GradingSettings, grade, grading_stats             # the grading step
+    from sgpo import GradingSettings, StepReading, grade, grading_stats  # the grading step
     from sgpo import Trainer, load_config                              # the native trainer
     from sgpo.integrations.trl import SGPOTrainer, SGPOConfig          # inside TRL (extra: trl)
 """
@@ -24,6 +24,7 @@ _PUBLIC = {
     "build_judge": "sgpo.judges.config",
     "JudgeConfig": "sgpo.judges.config",
     "GradingSettings": "sgpo.grading",
+    "StepReading": "sgpo.grading",
     "Graded": "sgpo.grading",
     "grade": "sgpo.grading",
     "grading_stats": "sgpo.grading",

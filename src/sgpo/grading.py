@@ -5,54 +5,68 @@ The native trainer, ``sgpo rollout``, ``sgpo analyze``, TRL's ``SGPOTrainer`` an
 function all go through this module, so these rules hold on every path:
 
 * scope: only the responses ``sgpo.core.judge_mask`` selects are asked about (by default the
-  wrong responses of all-negative groups);
+  wrong responses of all-negative groups), and only for a method that grades (``Method.grades``);
 * a response with no steps is never sent to the judge: it gets an ``invalid`` verdict
-  (:data:`NO_STEPS`), counted as a failure;
+  (:data:`NO_STEPS`), counted as a failure; a judge-free grading method (the ``random`` control)
+  grades exactly the responses a judge could: those with steps;
 * a judge that raises does not stop the run: the whole batch becomes ``error`` verdicts;
 * a verdict is usable only if it is ``ok`` and its first-error index names one of the response's
   steps (or is -1); any other verdict is a counted failure, and the response's reward is unknown:
   it leaves its group's statistics and gets advantage 0 (DESIGN §2.8, ``sgpo.core.known_rewards``).
 
-It comes in two halves so that a trainer spread over processes can judge only its own rows and
-share the numbers (TRL):
+How a response is read (step mode, step limit, RTS unit: :class:`StepReading`) is apart from the
+method and its shaping (:class:`GradingSettings` = method + ``ShapingParams`` + reading).
 
-    judged = judge_requests(judge, requests, settings)      # talks to the judge
-    shaped = shape(outcomes, rts, ok, settings)              # pure: sgpo.core.METHODS
+:func:`grade` grades any subset of a batch's rows, so a trainer spread over processes judges only
+its own rows and shares the numbers (TRL)::
 
-and :func:`grade` does both for one process.
+    mine = grade(problems, texts, outcomes, settings, judge, rows=my_rows)   # reads, judges
+    # ... gather mine.rts, mine.verdict_ok over processes ...
+    shaped = shape(outcomes, rts, ok, settings, generator)                    # pure: sgpo.core.METHODS
+
+and, given every row (the default), shapes the batch as well. ``sgpo rollout`` only judges the
+responses in scope (no method): :func:`judge_rows`, the routine ``grade`` judges with.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
 
-from sgpo.core import (
-    JUDGED_METHODS,
-    METHODS,
-    MethodOutput,
-    ShapingParams,
-    classify_groups,
-    judge_mask,
-    rts_from_steps,
-    rts_from_tokens,
-)
-from sgpo.core.methods import GRADING_METHODS
+from sgpo.core import METHODS, Method, MethodOutput, ShapingParams, classify_groups, judge_mask, rts_from_steps, rts_from_tokens
 from sgpo.judges.base import ERROR, INVALID, JudgeRequest, Verdict
 from sgpo.steps import split_steps
 from sgpo.tasks.base import Problem
 
 NO_STEPS = "response has no steps"
+#: What an RTS is the share of: ``steps`` or ``tokens`` before the first error.
+RTS_UNITS = ("steps", "tokens")
+
+
+@dataclass(frozen=True)
+class StepReading:
+    """How a response is read into steps and its verdict into an RTS; nothing about the method."""
+
+    step_mode: str = "auto"
+    """How responses are split into steps (``sgpo.steps.split_steps``)."""
+    max_steps: int | None = None
+    """Merge a response's steps down to at most this many before judging (None: no limit)."""
+    rts_unit: str = "steps"
+    """RTS as the share of ``steps`` or of ``tokens`` before the first error (tokens need ``count_tokens``)."""
+
+    def __post_init__(self):
+        if self.rts_unit not in RTS_UNITS:
+            raise ValueError(f"rts_unit={self.rts_unit!r}; choose one of: {', '.join(RTS_UNITS)}")
 
 
 @dataclass(frozen=True)
 class GradingSettings:
-    """What the grading step needs to know besides the data: the method and how to read steps."""
+    """What the grading step needs to know besides the data: the method, its shaping, how to read steps."""
 
     method: str = "sgpo"
-    """``grpo``, ``sgpo``, ``dapo``, ``ngrpo`` or ``random`` (see ``sgpo.core.METHODS``)."""
+    """A name in ``sgpo.core.METHODS`` (``grpo``, ``sgpo``, ``dapo``, ``ngrpo``, ``random``, or one registered)."""
     params: ShapingParams = field(default_factory=ShapingParams)
     """Scope, RTS -> reward mapping and advantage scaling."""
     step_mode: str = "auto"
@@ -64,6 +78,24 @@ class GradingSettings:
 
     def __post_init__(self):
         METHODS.get(self.method)  # a typo fails here, with the list of methods
+        StepReading(self.step_mode, self.max_steps, self.rts_unit)  # and a bad RTS unit
+
+    @property
+    def reading(self) -> StepReading:
+        return StepReading(self.step_mode, self.max_steps, self.rts_unit)
+
+    @property
+    def spec(self) -> Method:
+        """The registered method: what it needs (a judge?) and does (grades? over-samples?)."""
+        return METHODS.get(self.method)
+
+
+Reading = StepReading | GradingSettings
+"""Anything that says how to read steps (a ``GradingSettings`` reads as its ``.reading``)."""
+
+
+def _reading(x: Reading) -> StepReading:
+    return x.reading if isinstance(x, GradingSettings) else x
 
 
 @dataclass
@@ -81,14 +113,14 @@ class Judged:
 
 @dataclass
 class Graded:
-    """One batch of N groups of G responses after grading."""
+    """N groups of G responses after grading (all of them, or the ``rows`` one call graded)."""
 
-    rewards: torch.Tensor
-    """[N, G] rewards after shaping."""
-    advantages: torch.Tensor
-    """[N, G] advantages."""
-    keep: torch.Tensor
-    """[N] bool, groups that enter the loss."""
+    rewards: torch.Tensor | None
+    """[N, G] rewards after shaping (None for a call given only some rows: shape after gathering)."""
+    advantages: torch.Tensor | None
+    """[N, G] advantages (None as ``rewards``)."""
+    keep: torch.Tensor | None
+    """[N] bool, groups that enter the loss (None as ``rewards``)."""
     rts: torch.Tensor
     """[N, G] RTS of the graded responses (0 elsewhere)."""
     verdict_ok: torch.Tensor
@@ -99,6 +131,10 @@ class Graded:
     """Flat index (prompt-major) -> verdict, for the responses in scope."""
     calls: int
     """Requests sent to the judge for this batch."""
+    rows: list[int] = field(default_factory=list)
+    """Flat indices (prompt-major) this call graded: the method's scope, among the rows it was given."""
+    known: torch.Tensor | None = None
+    """[N, G] bool, the rewards that are known (None: all, or not shaped): a failed verdict's is not."""
 
 
 def in_scope(outcomes: torch.Tensor, scope: str) -> list[int]:
@@ -108,20 +144,37 @@ def in_scope(outcomes: torch.Tensor, scope: str) -> list[int]:
 
 def scope_index(outcomes: torch.Tensor, settings: GradingSettings) -> list[int]:
     """The responses ``settings.method`` grades: those in scope, or none for methods that grade nothing."""
-    return in_scope(outcomes, settings.params.scope) if settings.method in GRADING_METHODS else []
+    return in_scope(outcomes, settings.params.scope) if settings.spec.grades else []
 
 
-def request(problem: Problem, text: str, settings: GradingSettings) -> JudgeRequest:
+def judged_mask(outcomes: torch.Tensor, settings: GradingSettings) -> torch.Tensor:
+    """[N, G] bool, the responses a judge is asked about under ``settings`` (none for judge-free methods)."""
+    if settings.spec.judges:
+        return judge_mask(outcomes, settings.params.scope)
+    return torch.zeros_like(outcomes, dtype=torch.bool)
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The generator of one training step's random draws (the ``random`` control's RTS), the same on every path."""
+    return torch.Generator().manual_seed(seed * 7_919 + step)
+
+
+def token_counter(tokenizer) -> Callable[[str], int]:
+    """Step text -> its number of tokens under ``tokenizer`` (no special tokens), for ``rts_unit='tokens'``."""
+    return lambda text: len(tokenizer(text=text, add_special_tokens=False)["input_ids"])
+
+
+def request(problem: Problem, text: str, reading: Reading) -> JudgeRequest:
     """The judge request for one response to ``problem``."""
-    steps = split_steps(text, settings.step_mode, settings.max_steps)
-    return JudgeRequest(problem.question, steps, problem.reference, problem.answer)
+    r = _reading(reading)
+    return JudgeRequest(problem.question, split_steps(text, r.step_mode, r.max_steps), problem.reference, problem.answer)
 
 
-def requests_for(
-    problems: list[Problem], texts: list[str], index: list[int], group_size: int, settings: GradingSettings
-) -> list[JudgeRequest]:
-    """Judge requests for the responses at ``index`` (flat, prompt-major: response i is of problem i // G)."""
-    return [request(problems[i // group_size], texts[i], settings) for i in index]
+def requests_for(problems: Sequence[Problem] | Mapping[int, Problem], texts: Sequence[str] | Mapping[int, str],
+                 index: Iterable[int], group_size: int, reading: Reading) -> list[JudgeRequest]:
+    """Judge requests for the responses at ``index`` (flat, prompt-major: response i is of problem i // G).
+    ``problems`` and ``texts`` need to hold only the groups and rows at ``index`` (a dict will do)."""
+    return [request(problems[i // group_size], texts[i], reading) for i in index]
 
 
 def ask_judge(judge, requests: list[JudgeRequest], log=print) -> list[Verdict]:
@@ -147,13 +200,13 @@ def usable(v: Verdict | None) -> bool:
     return v is not None and v.ok and v.n_steps > 0 and -1 <= v.first_error < v.n_steps
 
 
-def rts_of(verdicts: list[Verdict], requests: list[JudgeRequest], settings: GradingSettings,
+def rts_of(verdicts: list[Verdict], requests: list[JudgeRequest], reading: Reading,
            count_tokens: Callable[[str], int] | None = None) -> torch.Tensor:
     """[M] RTS of usable verdicts about ``requests`` (share of steps, or of tokens, before the first error)."""
     if not verdicts:
         return torch.zeros(0)
     first = torch.tensor([v.first_error for v in verdicts])
-    if settings.rts_unit == "tokens":
+    if _reading(reading).rts_unit == "tokens":
         if count_tokens is None:
             raise ValueError("rts_unit='tokens' needs count_tokens, a function from step text to token count")
         width = max(len(r.steps) for r in requests)
@@ -168,7 +221,7 @@ def rts_of(verdicts: list[Verdict], requests: list[JudgeRequest], settings: Grad
 def judge_requests(
     judge,
     requests: list[JudgeRequest],
-    settings: GradingSettings,
+    reading: Reading,
     stored: list[Verdict | None] | None = None,
     count_tokens: Callable[[str], int] | None = None,
     log=print,
@@ -187,8 +240,27 @@ def judge_requests(
     ok = torch.tensor([usable(v) for v in verdicts], dtype=torch.bool)
     rts = torch.zeros(len(requests))
     good = ok.nonzero().squeeze(1).tolist()
-    rts[good] = rts_of([verdicts[j] for j in good], [requests[j] for j in good], settings, count_tokens)
+    rts[good] = rts_of([verdicts[j] for j in good], [requests[j] for j in good], reading, count_tokens)
     return Judged(verdicts, rts, ok, calls)  # type: ignore[arg-type]
+
+
+def judge_rows(
+    problems: Sequence[Problem] | Mapping[int, Problem],
+    texts: Sequence[str] | Mapping[int, str],
+    rows: list[int],
+    group_size: int,
+    reading: Reading,
+    judge=None,
+    stored: Sequence[Verdict | None] | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+    log=print,
+) -> Judged:
+    """Read the responses at ``rows`` (flat, prompt-major) into steps and judge them, in that order.
+
+    ``stored``: [N * G] verdicts already known by flat row (offline), None where not judged.
+    """
+    requests = requests_for(problems, texts, rows, group_size, reading)
+    return judge_requests(judge, requests, reading, [stored[i] for i in rows] if stored else None, count_tokens, log)
 
 
 def shape(
@@ -199,13 +271,12 @@ def shape(
     generator: torch.Generator | None = None,
 ) -> MethodOutput:
     """Rewards, advantages and kept groups from ``sgpo.core.METHODS[settings.method]``. All [N, G] (keep [N])."""
-    fn = METHODS.get(settings.method)
-    return fn(outcomes, rts=rts, verdict_ok=verdict_ok, params=settings.params, generator=generator)
+    return settings.spec(outcomes, rts=rts, verdict_ok=verdict_ok, params=settings.params, generator=generator)
 
 
 def grade(
-    problems: list[Problem],
-    texts: list[str],
+    problems: Sequence[Problem] | Mapping[int, Problem],
+    texts: Sequence[str] | Mapping[int, str],
     outcomes: torch.Tensor,
     settings: GradingSettings,
     judge=None,
@@ -213,37 +284,45 @@ def grade(
     count_tokens: Callable[[str], int] | None = None,
     generator: torch.Generator | None = None,
     log=print,
+    rows: Iterable[int] | None = None,
 ) -> Graded:
-    """Grade N groups of G responses in one process.
+    """Grade N groups of G responses, or only the ``rows`` of them this process holds.
 
     Args:
-        problems: [N] the groups' problems; texts: [N * G] responses, prompt-major.
-        outcomes: [N, G] verifier outcomes in {0, 1}.
+        problems: [N] the groups' problems; texts: [N * G] responses, prompt-major (with ``rows``,
+            a dict holding the groups and rows given will do).
+        outcomes: [N, G] verifier outcomes in {0, 1}, of the whole batch (scope depends on the group).
         settings: method, shaping parameters and step reading.
-        judge: a ``StepJudge`` (needed for ``sgpo`` unless every verdict in scope is stored).
+        judge: a ``StepJudge`` (needed for a judging method unless every verdict in scope is stored).
         stored: [N * G] verdicts already known (offline rollouts), None where not judged.
-        count_tokens: step text -> token count, for ``rts_unit='tokens'``.
-        generator: seeds the ``random`` control's RTS.
+        count_tokens: step text -> token count, for ``rts_unit='tokens'`` (:func:`token_counter`).
+        generator: seeds the ``random`` control's RTS (:func:`step_generator`).
+        rows: flat indices this call may grade (default: all). Given, the call only reads and
+            judges (``rewards``, ``advantages``, ``keep`` are None): shape after gathering every
+            process's ``rts`` and ``verdict_ok`` at its rows.
     """
     N, G = outcomes.shape
     rts = torch.zeros(N * G)
     ok = torch.zeros(N * G, dtype=torch.bool)
     verdicts: dict[int, Verdict] = {}
     calls = 0
-    index = scope_index(outcomes, settings)
-    if index:
-        requests = requests_for(problems, texts, index, G, settings)
-        if settings.method in JUDGED_METHODS:
-            judged = judge_requests(judge, requests, settings, [stored[i] for i in index] if stored else None,
-                                    count_tokens, log)
-            rts[index], ok[index], calls = judged.rts, judged.ok, judged.calls
-            verdicts = dict(zip(index, judged.verdicts))
-        else:  # the random control grades exactly the responses SGPO could: those with steps
-            ok[index] = torch.tensor([bool(r.steps) for r in requests])
+    given = torch.ones(N * G, dtype=torch.bool)
+    if rows is not None:
+        given = torch.zeros(N * G, dtype=torch.bool)
+        given[list(rows)] = True
+    index = [i for i in scope_index(outcomes, settings) if given[i]]
+    if index and settings.spec.judges:
+        judged = judge_rows(problems, texts, index, G, settings, judge, stored, count_tokens, log)
+        rts[index], ok[index], calls = judged.rts, judged.ok, judged.calls
+        verdicts = dict(zip(index, judged.verdicts))
+    elif index:  # a judge-free grading method grades exactly the responses a judge could: those with steps
+        ok[index] = torch.tensor([bool(r.steps) for r in requests_for(problems, texts, index, G, settings)])
     rts, ok = rts.view(N, G), ok.view(N, G)
+    judged_here = judged_mask(outcomes, settings) & given.view(N, G)
+    if rows is not None:
+        return Graded(None, None, None, rts, ok, judged_here, verdicts, calls, index)
     out = shape(outcomes, rts, ok, settings, generator)
-    judged_mask = judge_mask(outcomes, settings.params.scope) if settings.method in JUDGED_METHODS else torch.zeros_like(ok)
-    return Graded(out.rewards, out.advantages, out.keep, rts, ok, judged_mask, verdicts, calls)
+    return Graded(out.rewards, out.advantages, out.keep, rts, ok, judged_here, verdicts, calls, index, out.known)
 
 
 def grading_stats(outcomes: torch.Tensor, graded: Graded | MethodOutput, judged: torch.Tensor | None = None,
@@ -272,6 +351,7 @@ def grading_stats(outcomes: torch.Tensor, graded: Graded | MethodOutput, judged:
 
 
 __all__ = [
-    "GradingSettings", "Graded", "Judged", "NO_STEPS", "ask_judge", "grade", "grading_stats", "in_scope",
-    "judge_requests", "request", "requests_for", "rts_of", "scope_index", "shape", "usable",
+    "GradingSettings", "Graded", "Judged", "NO_STEPS", "RTS_UNITS", "StepReading", "ask_judge", "grade", "grading_stats",
+    "in_scope", "judge_requests", "judge_rows", "judged_mask", "request", "requests_for", "rts_of", "scope_index", "shape",
+    "step_generator", "token_counter", "usable",
 ]

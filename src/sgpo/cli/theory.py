@@ -90,7 +90,7 @@ def _configurations(args: argparse.Namespace) -> list[Method]:
     params = _mapping_params(args.mapping_param)
     runs = []
     for name, scale in product(dict.fromkeys(args.methods), args.scale):
-        if name in ("sgpo", "random"):
+        if METHODS.get(name).grades:
             runs += [Method(name, mapping, scope, scale, params) for mapping, scope in product(args.mapping, args.scope)]
         else:
             runs.append(Method(name, scale=scale))

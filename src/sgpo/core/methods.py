@@ -1,36 +1,65 @@
 """What each method does with a batch of groups: rewards, advantages, and which groups count.
 
-Every method has the same signature, so the trainer and the integrations pick one by name::
+The method registry is the one list of methods. A method is one function, registered with what it
+needs from the trainer around it; every trainer (native, TRL; ``sgpo theory``) and the config
+validation read the registry, so registering a function is all it takes to add a method::
 
-    out = METHODS.get("sgpo")(outcomes, rts=rts, verdict_ok=ok, params=params)
+    @METHODS.register("sgpo", judges=True)
+    def sgpo(outcomes, rts, verdict_ok, params=ShapingParams(), **_) -> MethodOutput: ...
+
+    out = METHODS.get("sgpo")(outcomes, rts=rts, verdict_ok=ok, params=params, generator=gen)
+
+Every method takes ``outcomes`` [N, G] (1 correct, else wrong) and the keywords ``rts`` [N, G]
+float, ``verdict_ok`` [N, G] bool (the response was graded: a usable verdict, or for a judge-free
+grading method a response with steps; both False outside the method's scope), ``params``
+(:class:`ShapingParams`) and ``generator`` (a ``torch.Generator`` for random draws), accepting and
+ignoring those it does not use (``**_``), and returns a :class:`MethodOutput`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import torch
 
-from sgpo.core.advantages import group_advantages
-from sgpo.core.registry import Registry
-from sgpo.core.shaping import judge_mask, sgpo_rewards
+from sgpo.core.advantages import SCALES, group_advantages
+from sgpo.core.registry import Registry, UnknownName
+from sgpo.core.rewards import REWARD_MAPPINGS
+from sgpo.core.shaping import SCOPES, judge_mask, sgpo_rewards
 
 
 @dataclass(frozen=True)
 class ShapingParams:
-    """The knobs of reward shaping and advantage estimation shared by all methods."""
+    """The knobs of reward shaping and advantage estimation shared by all methods (checked on construction)."""
 
     scope: str = "all_negative"
-    """Which wrong responses are graded: ``all_negative`` or ``all_incorrect``."""
+    """Which wrong responses are graded: a name in ``SCOPES`` (``all_negative``, ``all_incorrect``)."""
     mapping: str = "logistic"
-    """RTS -> reward mapping: ``logistic``, ``linear`` or ``raw``."""
+    """RTS -> reward mapping: a name in ``REWARD_MAPPINGS`` (``logistic``, ``linear``, ``raw``)."""
     mapping_params: dict[str, float] = field(default_factory=dict)
     """Parameters of the mapping (``beta``, ``gamma`` for logistic; ``scale`` for linear)."""
     scale: str = "group"
     """Advantage scaling: ``group``, ``batch`` or ``none``."""
     eps: float = 1e-6
     """Added to the std in the advantage denominator."""
+
+    def __post_init__(self):
+        SCOPES.check(self.scope)
+        REWARD_MAPPINGS.check(self.mapping)
+        if self.scale not in SCALES:
+            raise UnknownName(f"unknown advantage scale {self.scale!r}; choose one of: {', '.join(SCALES)}")
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], eps: float = 1e-6, prefix: str = "") -> "ShapingParams":
+        """The parameters from option values named as the configs name them: ``scope``, ``mapping``,
+        ``scale`` and the mapping's own options (``beta``, ``gamma``, ``linear_scale``: see
+        ``REWARD_MAPPINGS``); absent ones keep their defaults. An unknown name is an
+        :class:`UnknownName` that names the option as ``prefix + key`` (TRL: ``sgpo_scope``)."""
+        d = cls()
+        scope = SCOPES.check(options.get("scope", d.scope), prefix + "scope")
+        mapping = REWARD_MAPPINGS.get(REWARD_MAPPINGS.check(options.get("mapping", d.mapping), prefix + "mapping"))
+        return cls(scope, mapping.name, mapping.params(options), options.get("scale", d.scale), eps)
 
 
 class MethodOutput(NamedTuple):
@@ -40,15 +69,50 @@ class MethodOutput(NamedTuple):
     """[N, G] float advantages."""
     keep: torch.Tensor
     """[N] bool, groups that enter the loss (DAPO drops zero-variance groups)."""
+    known: torch.Tensor | None = None
+    """[N, G] bool, rewards that are known (None: all). An unknown one (a failed verdict) has
+    advantage 0 and is out of its group's statistics; TRL gets it as an unscorable (NaN) row."""
 
 
 MethodFn = Callable[..., MethodOutput]
-METHODS: Registry[MethodFn] = Registry("method")
 
-#: Methods that need step verdicts from a judge for the responses in ``judge_mask``.
-JUDGED_METHODS = frozenset({"sgpo"})
-#: Methods that grade the responses in ``judge_mask`` (with a judge's verdicts or without).
-GRADING_METHODS = frozenset({"sgpo", "random"})
+
+@dataclass(frozen=True)
+class Method:
+    """A registered method: its function and what it needs and does. Called like its function."""
+
+    name: str
+    fn: MethodFn
+    judges: bool = False
+    """Needs a step judge's verdicts (``rts``, ``verdict_ok``) for the responses in its scope."""
+    grades: bool = False
+    """Grades the responses in its scope: the grading step reads them into steps and passes their
+    RTS (with a judge) or, judge-free, marks those with steps in ``verdict_ok``. True if ``judges``."""
+    oversamples: bool = False
+    """Drops groups from the loss (``keep``), and the native trainer samples
+    ``algorithm.dapo_resample_rounds`` extra rounds of prompts to refill the batch. TRL has no
+    such sampler: ``SGPOTrainer`` refuses these methods."""
+    own_advantages: bool = False
+    """Its advantages are not the group-normalised rewards: a trainer that computes advantages from
+    the rewards itself (TRL) replaces them with the method's, computed on its summed reward columns."""
+
+    def __call__(self, outcomes: torch.Tensor, **kwargs: Any) -> MethodOutput:
+        return self.fn(outcomes, **kwargs)
+
+
+class MethodRegistry(Registry[Method]):
+    def register(self, name: str, *, judges: bool = False, grades: bool = False, oversamples: bool = False,  # type: ignore[override]
+                 own_advantages: bool = False) -> Callable[[MethodFn], MethodFn]:
+        """Decorator: register ``fn`` as the method ``name``, with the flags of :class:`Method`."""
+
+        def add(fn: MethodFn) -> MethodFn:
+            Registry.register(self, name)(Method(name, fn, judges, judges or grades, oversamples, own_advantages))
+            return fn
+
+        return add
+
+
+METHODS = MethodRegistry("method")
 
 
 def _keep_all(outcomes: torch.Tensor) -> torch.Tensor:
@@ -62,7 +126,7 @@ def grpo(outcomes: torch.Tensor, params: ShapingParams = ShapingParams(), **_) -
     return MethodOutput(rewards, group_advantages(rewards, params.scale, params.eps), _keep_all(outcomes))
 
 
-@METHODS.register("sgpo")
+@METHODS.register("sgpo", judges=True)
 def sgpo(
     outcomes: torch.Tensor,
     rts: torch.Tensor,
@@ -80,7 +144,8 @@ def sgpo(
     """
     rewards = sgpo_rewards(outcomes, rts, verdict_ok, params.scope, params.mapping, **params.mapping_params)
     known = known_rewards(outcomes, verdict_ok, params.scope)
-    return MethodOutput(rewards, group_advantages(rewards, params.scale, params.eps, known=known), _keep_all(outcomes))
+    advantages = group_advantages(rewards, params.scale, params.eps, known=known)
+    return MethodOutput(rewards, advantages, _keep_all(outcomes), known)
 
 
 def known_rewards(outcomes: torch.Tensor, verdict_ok: torch.Tensor, scope: str) -> torch.Tensor:
@@ -92,7 +157,7 @@ def known_rewards(outcomes: torch.Tensor, verdict_ok: torch.Tensor, scope: str) 
     return ~(judge_mask(outcomes, scope) & ~verdict_ok)
 
 
-@METHODS.register("random")
+@METHODS.register("random", grades=True)
 def random_rts(
     outcomes: torch.Tensor,
     params: ShapingParams = ShapingParams(),
@@ -110,10 +175,11 @@ def random_rts(
     ok = torch.ones_like(outcomes, dtype=torch.bool) if verdict_ok is None else verdict_ok
     rewards = sgpo_rewards(outcomes, rts, ok, params.scope, params.mapping, **params.mapping_params)
     known = known_rewards(outcomes, ok, params.scope)
-    return MethodOutput(rewards, group_advantages(rewards, params.scale, params.eps, known=known), _keep_all(outcomes))
+    advantages = group_advantages(rewards, params.scale, params.eps, known=known)
+    return MethodOutput(rewards, advantages, _keep_all(outcomes), known)
 
 
-@METHODS.register("dapo")
+@METHODS.register("dapo", oversamples=True)
 def dapo(outcomes: torch.Tensor, params: ShapingParams = ShapingParams(), **_) -> MethodOutput:
     """DAPO dynamic sampling: r = o, and groups whose rewards all agree leave the loss.
 
@@ -124,7 +190,7 @@ def dapo(outcomes: torch.Tensor, params: ShapingParams = ShapingParams(), **_) -
     return MethodOutput(rewards, group_advantages(rewards, params.scale, params.eps), keep)
 
 
-@METHODS.register("ngrpo")
+@METHODS.register("ngrpo", own_advantages=True)
 def ngrpo(outcomes: torch.Tensor, params: ShapingParams = ShapingParams(), **_) -> MethodOutput:
     """NGRPO: one virtual reward-1 sample joins each group's mean and std.
 
@@ -137,8 +203,7 @@ def ngrpo(outcomes: torch.Tensor, params: ShapingParams = ShapingParams(), **_) 
 
 def needs_judge(method: str) -> bool:
     """True if ``method`` needs step verdicts (it is looked up, so typos fail loudly)."""
-    METHODS.get(method)
-    return method in JUDGED_METHODS
+    return METHODS.get(method).judges
 
 
-__all__ = ["GRADING_METHODS", "JUDGED_METHODS", "METHODS", "MethodOutput", "ShapingParams", "judge_mask", "known_rewards", "needs_judge"]
+__all__ = ["METHODS", "Method", "MethodOutput", "ShapingParams", "judge_mask", "known_rewards", "needs_judge"]

@@ -5,9 +5,23 @@ from __future__ import annotations
 import torch
 
 from sgpo.core.groups import classify_groups, is_correct
+from sgpo.core.registry import Registry
 from sgpo.core.rewards import graded_reward
 
-SCOPES = ("all_negative", "all_incorrect")
+#: Scopes: which wrong responses are graded. Each is ``outcomes [N, G] -> [N, G] bool``.
+SCOPES: Registry = Registry("scope")
+
+
+@SCOPES.register("all_negative")
+def all_negative(outcomes: torch.Tensor) -> torch.Tensor:
+    """The wrong responses of all-negative groups; mixed groups keep 0/1. [N, G] -> [N, G] bool."""
+    return ~is_correct(outcomes) & classify_groups(outcomes).all_negative[:, None]
+
+
+@SCOPES.register("all_incorrect")
+def all_incorrect(outcomes: torch.Tensor) -> torch.Tensor:
+    """Every wrong response. [N, G] -> [N, G] bool."""
+    return ~is_correct(outcomes)
 
 
 def judge_mask(outcomes: torch.Tensor, scope: str = "all_negative") -> torch.Tensor:
@@ -15,18 +29,13 @@ def judge_mask(outcomes: torch.Tensor, scope: str = "all_negative") -> torch.Ten
 
     Args:
         outcomes: [N, G] outcomes in {0, 1}.
-        scope: ``all_negative`` (wrong responses of all-negative groups; mixed groups keep 0/1)
+        scope: a name in ``SCOPES``: ``all_negative`` (wrong responses of all-negative groups)
             or ``all_incorrect`` (every wrong response).
 
     Returns:
         [N, G] bool mask.
     """
-    if scope not in SCOPES:
-        raise ValueError(f"unknown scope {scope!r}; choose one of: {', '.join(SCOPES)}")
-    wrong = ~is_correct(outcomes)
-    if scope == "all_incorrect":
-        return wrong
-    return wrong & classify_groups(outcomes).all_negative[:, None]
+    return SCOPES.get(scope)(outcomes)
 
 
 def restrict_to_scope(outcomes: torch.Tensor, graded: torch.Tensor, scope: str = "all_negative") -> torch.Tensor:

@@ -10,11 +10,13 @@ How SGPO enters TRL (DESIGN §6): ``GRPOTrainer._calculate_rewards`` returns the
 reward function, gathered over processes, shaped [global batch, reward functions]; a group is G
 consecutive rows and may be split over processes. The override reads the outcome column, finds
 the all-negative groups on the gathered tensor, judges only this process's rows of them through
-``sgpo.grading``, gathers the RTS and verdict flags, computes the graded rewards with
+``sgpo.grading.grade``, gathers the RTS and verdict flags, computes the method's rewards with
 ``sgpo.core`` and writes them back into the outcome column. TRL's advantage, loss and logging
 code runs unchanged on them, and the other reward functions (format, length) keep their columns.
-``ngrpo`` changes the advantage formula itself (a virtual reward-1 sample), so for it the
-advantages TRL computed from the same rewards are replaced by ``sgpo.core``'s.
+Any method of ``sgpo.core.METHODS`` works, its registration says how: a method with
+``own_advantages`` (``ngrpo``: a virtual reward-1 sample) changes the advantage formula itself, so
+for it the advantages TRL computed from the same rewards are replaced by the method's; a method
+that ``oversamples`` (``dapo``) needs a sampler TRL does not have and is refused.
 
 A response in scope whose verdict failed (timeout, error, unparsable or out-of-range answer) has an
 unknown reward: its row becomes NaN in every column, which TRL treats as an unscorable row (left
@@ -36,19 +38,33 @@ from accelerate.utils import gather
 from packaging.version import Version
 from trl import GRPOConfig, GRPOTrainer
 
-from sgpo.core import METHODS, ShapingParams, known_rewards
-from sgpo.grading import GradingSettings, grading_stats, judge_requests, request, scope_index, shape
+from sgpo.core import METHODS, ShapingParams
+from sgpo.grading import (
+    RTS_UNITS,
+    Graded,
+    GradingSettings,
+    grade,
+    grading_stats,
+    judged_mask,
+    shape,
+    step_generator,
+    token_counter,
+)
 from sgpo.judges.config import build_judge, load_judge_config
 from sgpo.tasks.base import Problem
 
 #: TRL's std epsilon in its advantage formula; the grading step uses it too, so ngrpo's
 #: replacement advantages and TRL's own agree with the native trainer run with ``eps=1e-4``.
 TRL_EPS = 1e-4
-METHOD_CHOICES = ("grpo", "sgpo", "random", "ngrpo")
 #: The first TRL that leaves an all-NaN reward row (a failed verdict) out of its group's mean and std
 #: (huggingface/trl#5902). Older TRL turns that row into reward 0 inside the group statistics: a judge
 #: failure would silently count as a wrong answer's reward.
 MIN_TRL = "1.6.0"
+
+
+def method_choices() -> list[str]:
+    """The methods ``sgpo_method`` takes: every registered one but those that over-sample prompts."""
+    return [name for name in METHODS.names() if not METHODS.get(name).oversamples]
 
 
 def check_trl_version(version: str) -> None:
@@ -65,14 +81,17 @@ class SGPOConfig(GRPOConfig):
     sgpo_method: str = field(
         default="sgpo",
         metadata={"help": "What all-negative groups learn: `grpo` nothing, `sgpo` judge-graded rewards, `random` random "
-                          "RTS (judge-free control), `ngrpo` a virtual reward-1 sample in each group's statistics."},
+                          "RTS (judge-free control), `ngrpo` a virtual reward-1 sample in each group's statistics; or any "
+                          "other method registered in `sgpo.core.METHODS` that does not over-sample prompts."},
     )
     sgpo_scope: str = field(
         default="all_negative",
         metadata={"help": "Which wrong responses are graded: `all_negative` (only in all-negative groups) or "
                           "`all_incorrect` (every wrong response)."},
     )
-    sgpo_mapping: str = field(default="logistic", metadata={"help": "RTS -> reward mapping: `logistic`, `linear` or `raw`."})
+    sgpo_mapping: str = field(
+        default="logistic", metadata={"help": "RTS -> reward mapping: `logistic`, `linear`, `raw` (`sgpo.core.REWARD_MAPPINGS`)."}
+    )
     sgpo_beta: float = field(default=5.0, metadata={"help": "Slope of the logistic mapping sigmoid(beta * (RTS - gamma))."})
     sgpo_gamma: float = field(default=0.5, metadata={"help": "Centre of the logistic mapping."})
     sgpo_linear_scale: float = field(default=0.5, metadata={"help": "Slope of the linear mapping scale * RTS."})
@@ -112,26 +131,24 @@ class SGPOConfig(GRPOConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.sgpo_method not in METHOD_CHOICES:
-            raise ValueError(f"sgpo_method={self.sgpo_method!r}; choose one of: {', '.join(METHOD_CHOICES)}"
-                             + (" (DAPO's dynamic sampling is not a reward change; TRL has no such sampler)"
-                                if self.sgpo_method == "dapo" else ""))
-        if self.sgpo_method == "ngrpo" and getattr(self, "multi_objective_aggregation", "sum_then_normalize") != "sum_then_normalize":
-            raise ValueError("sgpo_method='ngrpo' needs multi_objective_aggregation='sum_then_normalize'")
+        choices = method_choices()
+        if self.sgpo_method not in choices:
+            raise ValueError(f"sgpo_method={self.sgpo_method!r}; choose one of: {', '.join(choices)}"
+                             + (" (it over-samples prompts to refill the batch; TRL has no such sampler)"
+                                if self.sgpo_method in METHODS else ""))
+        own = METHODS.get(self.sgpo_method).own_advantages
+        if own and getattr(self, "multi_objective_aggregation", "sum_then_normalize") != "sum_then_normalize":
+            raise ValueError(f"sgpo_method={self.sgpo_method!r} needs multi_objective_aggregation='sum_then_normalize'")
         self.sgpo_settings()  # bad scope, mapping or unit fail here, not at the first step
 
     def sgpo_settings(self) -> GradingSettings:
         """The grading step's settings; advantages scaled as TRL scales them."""
-        params = {"logistic": {"beta": self.sgpo_beta, "gamma": self.sgpo_gamma},
-                  "linear": {"scale": self.sgpo_linear_scale}}.get(self.sgpo_mapping, {})
-        scale = {True: "group", False: "none"}.get(self.scale_rewards, self.scale_rewards)
-        for name, value, choices in (("sgpo_scope", self.sgpo_scope, ("all_negative", "all_incorrect")),
-                                     ("sgpo_mapping", self.sgpo_mapping, ("logistic", "linear", "raw")),
-                                     ("sgpo_rts_unit", self.sgpo_rts_unit, ("steps", "tokens"))):
-            if value not in choices:
-                raise ValueError(f"{name}={value!r}; choose one of: {', '.join(choices)}")
-        return GradingSettings(self.sgpo_method, ShapingParams(self.sgpo_scope, self.sgpo_mapping, params, scale, TRL_EPS),
-                               self.sgpo_step_mode, self.sgpo_max_steps, self.sgpo_rts_unit)
+        if self.sgpo_rts_unit not in RTS_UNITS:
+            raise ValueError(f"sgpo_rts_unit={self.sgpo_rts_unit!r}; choose one of: {', '.join(RTS_UNITS)}")
+        options = {k[len("sgpo_"):]: v for k, v in vars(self).items() if k.startswith("sgpo_")}
+        options["scale"] = {True: "group", False: "none"}.get(self.scale_rewards, self.scale_rewards)
+        params = ShapingParams.from_options(options, eps=TRL_EPS, prefix="sgpo_")
+        return GradingSettings(self.sgpo_method, params, self.sgpo_step_mode, self.sgpo_max_steps, self.sgpo_rts_unit)
 
 
 def _text(x) -> str:
@@ -146,7 +163,7 @@ class SGPOTrainer(GRPOTrainer):
 
     Args:
         judge: a ``StepJudge`` (anything with ``judge(requests) -> verdicts``); default: built from
-            ``args.sgpo_judge``. Needed only for ``sgpo_method='sgpo'``.
+            ``args.sgpo_judge``. Needed only for a method that judges (``sgpo``: ``Method.judges``).
         Everything else as ``GRPOTrainer``; ``args`` must be an :class:`SGPOConfig`.
     """
 
@@ -162,13 +179,15 @@ class SGPOTrainer(GRPOTrainer):
             raise ValueError(f"sgpo_outcome_reward={a.sgpo_outcome_reward!r} is not a reward function; "
                              f"the reward functions are: {', '.join(names)}")
         self.outcome_col = names.index(a.sgpo_outcome_reward) if a.sgpo_outcome_reward else 0
-        if judge is None and a.sgpo_method == "sgpo":
+        if judge is None and self.sgpo.spec.judges:
             if a.sgpo_judge is None:
-                raise ValueError("sgpo_method='sgpo' needs a step judge: SGPOTrainer(judge=...) or SGPOConfig(sgpo_judge=FILE)")
+                raise ValueError(f"sgpo_method={a.sgpo_method!r} needs a step judge: SGPOTrainer(judge=...) or "
+                                 "SGPOConfig(sgpo_judge=FILE)")
             judge = build_judge(load_judge_config(a.sgpo_judge))
         self.judge = judge
         self.sgpo_judge_calls = 0
         self._gathered_rewards: torch.Tensor | None = None
+        self._gathered_grades: tuple[torch.Tensor, torch.Tensor] | None = None  # [N, G] RTS and verdict flags
 
     # -- the override --------------------------------------------------------------------------
 
@@ -182,56 +201,39 @@ class SGPOTrainer(GRPOTrainer):
         G = self.num_generations
         grouped = outcomes.view(-1, G)
         local, lo = len(prompts), self.accelerator.process_index * len(prompts)
-        rts, ok, judged_rows = self._grade_local_rows(inputs, prompts, completions, grouped, lo, local)
+        mine = self._grade_local_rows(inputs, prompts, completions, grouped, lo, local)
         # Every process contributes its own rows, in process order: the gathered rows are the global batch.
-        rts = gather(rts.to(rewards.device)).cpu()
-        ok = gather(ok.float().to(rewards.device)).cpu() > 0.5  # gloo cannot gather bool tensors
-        step_gen = torch.Generator().manual_seed(self.args.seed * 7_919 + self.state.global_step)
-        shaped = shape(grouped, rts.view(-1, G), ok.view(-1, G), self.sgpo, step_gen)
-        if self.sgpo.method in ("sgpo", "random"):
-            graded = shaped.rewards.reshape(-1).to(rewards.device, rewards.dtype)
-            keep_nan = torch.isnan(rewards[:, self.outcome_col])  # a row the outcome function could not score stays so
-            rewards[:, self.outcome_col] = torch.where(keep_nan, rewards[:, self.outcome_col], graded)
+        rts = gather(mine.rts.view(-1)[lo : lo + local].to(rewards.device)).cpu().view(-1, G)
+        ok = gather(mine.verdict_ok.view(-1)[lo : lo + local].float().to(rewards.device)).cpu().view(-1, G) > 0.5  # gloo: no bool
+        shaped = shape(grouped, rts, ok, self.sgpo, step_generator(self.args.seed, self.state.global_step))
+        column = rewards[:, self.outcome_col]
+        graded = shaped.rewards.reshape(-1).to(rewards.device, rewards.dtype)
+        rewards[:, self.outcome_col] = torch.where(torch.isnan(column), column, graded)  # an unscorable row stays so
+        if shaped.known is not None:
             # A response in scope whose verdict failed has an unknown reward (DESIGN §2.8): a row of NaN is
             # TRL's own "unscorable" row, which leaves its group's mean and std and gets advantage 0.
-            unknown = ~known_rewards(grouped, ok.view(-1, G), self.sgpo.params.scope).reshape(-1)
-            rewards[unknown.to(rewards.device)] = torch.nan
-        self._gathered_rewards = rewards
-        judged = torch.zeros(len(outcomes), dtype=torch.bool)  # in the judge's scope (none for judge-free methods)
-        if self.sgpo.method == "sgpo":
-            judged[scope_index(grouped, self.sgpo)] = True
-        stats = grading_stats(grouped, shaped, judged.view(-1, G), ok.view(-1, G), rts.view(-1, G))
+            rewards[~shaped.known.reshape(-1).to(rewards.device)] = torch.nan
+        self._gathered_rewards, self._gathered_grades = rewards, (rts, ok)
+        stats = grading_stats(grouped, shaped, judged_mask(grouped, self.sgpo), ok, rts)
         stats["sgpo/judge_calls_total"] = self._all_processes_sum(self.sgpo_judge_calls)
         for k, v in stats.items():
             self._metrics[mode][k].append(float(v))
-        self._log_judged(judged_rows, lo, completions, outcomes, rewards[:, self.outcome_col])
+        self._log_judged(mine.rows, lo, completions, outcomes, rewards[:, self.outcome_col])
         return rewards
 
-    def _grade_local_rows(self, inputs, prompts, completions, grouped, lo: int, local: int):
-        """RTS and verdict flags for this process's rows in scope; zeros elsewhere. Returns ([local], [local], rows)."""
-        rts = torch.zeros(local)
-        ok = torch.zeros(local, dtype=torch.bool)
-        rows = [i for i in scope_index(grouped, self.sgpo) if lo <= i < lo + local]
-        if not rows:
-            return rts, ok, rows
-        a = self.args
-        reqs = []
-        for i in rows:
-            x = inputs[i - lo]
-            problem = Problem(str(i), _text(x.get(a.sgpo_problem_column) or prompts[i - lo]),
-                              x.get(a.sgpo_reference_column), x.get(a.sgpo_answer_column))
-            reqs.append(request(problem, _text(completions[i - lo]), self.sgpo))
-        local_idx = [i - lo for i in rows]
-        if self.sgpo.method == "random":  # grades exactly what SGPO could: responses with steps
-            ok[local_idx] = torch.tensor([bool(r.steps) for r in reqs])
-            return rts, ok, rows
-        count = None
-        if self.sgpo.rts_unit == "tokens":
-            count = lambda s: len(self.processing_class(text=s, add_special_tokens=False)["input_ids"])  # noqa: E731
-        judged = judge_requests(self.judge, reqs, self.sgpo, count_tokens=count, log=print)
-        self.sgpo_judge_calls += judged.calls
-        rts[local_idx], ok[local_idx] = judged.rts, judged.ok
-        return rts, ok, rows
+    def _grade_local_rows(self, inputs, prompts, completions, grouped, lo: int, local: int) -> Graded:
+        """``sgpo.grading.grade`` on this process's rows ``lo .. lo + local`` of the global batch ``grouped`` [N, G]."""
+        a, G = self.args, self.num_generations
+        texts = {lo + j: _text(c) for j, c in enumerate(completions)}
+        problems = {}
+        for j in reversed(range(local)):  # a group's rows share their prompt; any of this process's rows of it will do
+            x = inputs[j]
+            problems[(lo + j) // G] = Problem(str(lo + j), _text(x.get(a.sgpo_problem_column) or prompts[j]),
+                                              x.get(a.sgpo_reference_column), x.get(a.sgpo_answer_column))
+        mine = grade(problems, texts, grouped, self.sgpo, self.judge, count_tokens=token_counter(self.processing_class),
+                     log=print, rows=range(lo, lo + local))
+        self.sgpo_judge_calls += mine.calls
+        return mine
 
     def _all_processes_sum(self, value: int) -> int:
         return int(gather(torch.tensor([value], device=self.accelerator.device)).sum())
@@ -250,10 +252,10 @@ class SGPOTrainer(GRPOTrainer):
 
     def _generate_and_score_completions(self, inputs):
         output = super()._generate_and_score_completions(inputs)
-        if self.sgpo.method == "ngrpo" and self.model.training and self._gathered_rewards is not None:
+        if self.sgpo.spec.own_advantages and self.model.training and self._gathered_rewards is not None:
             r = self._gathered_rewards
             total = (r * self.reward_weights.to(r.device).unsqueeze(0)).nansum(dim=1).float().cpu()
-            adv = METHODS.get("ngrpo")(total.view(-1, self.num_generations), params=self.sgpo.params).advantages
+            adv = shape(total.view(-1, self.num_generations), *self._gathered_grades, self.sgpo).advantages
             n = len(output["advantages"])
             lo = self.accelerator.process_index * n
             output["advantages"] = adv.reshape(-1)[lo : lo + n].to(output["advantages"].device, output["advantages"].dtype)
@@ -262,4 +264,4 @@ class SGPOTrainer(GRPOTrainer):
         return output
 
 
-__all__ = ["METHOD_CHOICES", "SGPOConfig", "SGPOTrainer", "TRL_EPS"]
+__all__ = ["SGPOConfig", "SGPOTrainer", "TRL_EPS", "method_choices"]

@@ -25,8 +25,6 @@ from sgpo.theory.model import DTYPE, outcome_log_probs, outcome_scores, sample_o
 
 #: Advantage scales that make sense for one prompt's expected gradient (``batch`` needs a batch).
 THEORY_SCALES = ("group", "none")
-#: Methods whose rewards depend on the RTS mapping and scope.
-GRADED_METHODS = ("sgpo", "random")
 #: Groups drawn per mixed count to average the ``random`` method's advantages.
 RANDOM_DRAWS = 20_000
 
@@ -48,7 +46,8 @@ class Method:
 
     @property
     def graded(self) -> bool:
-        return self.name in GRADED_METHODS
+        """The method grades responses in a scope with a mapping (``sgpo.core.Method.grades``)."""
+        return METHODS.get(self.name).grades
 
     def params(self) -> ShapingParams:
         return ShapingParams(scope=self.scope, mapping=self.mapping, mapping_params=dict(self.mapping_params), scale=self.scale)

@@ -15,10 +15,10 @@ spins forever or exhausts memory.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from omegaconf import OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from sgpo.judges.config import MAX_BATCH, MAX_TOKENS, JudgeConfig, Seed
 
@@ -32,6 +32,20 @@ MAX_PROBLEMS = 10_000_000
 MAX_TINY_LAYERS, MAX_TINY_WIDTH = 128, 8192
 
 from sgpo.configfile import load_yaml, to_container, validate
+
+
+def _registered(registry: str) -> AfterValidator:
+    """The value must name an entry of ``sgpo.core.<registry>``, read at validation (so a method registered
+    by the user's code counts, and torch is not imported for ``sgpo COMMAND --help``)."""
+
+    def check(value: str) -> str:
+        from sgpo import core
+
+        if value not in getattr(core, registry):
+            raise ValueError(f"choose one of: {', '.join(map(repr, getattr(core, registry)))}")
+        return value
+
+    return AfterValidator(check)
 
 
 class _Section(BaseModel):
@@ -193,13 +207,16 @@ class RolloutConfig(_Section):
 
 
 class AlgorithmConfig(_Section):
-    method: Literal["grpo", "sgpo", "dapo", "ngrpo", "random"] = "sgpo"
+    method: Annotated[str, _registered("METHODS")] = "sgpo"
     """What to do with all-negative groups: ``grpo`` nothing, ``sgpo`` judge-graded rewards, ``dapo``
-    drop zero-variance groups, ``ngrpo`` a virtual reward-1 sample, ``random`` random RTS (control)."""
-    scope: Literal["all_negative", "all_incorrect"] = "all_negative"
-    """Which wrong responses SGPO grades: those of all-negative groups, or every wrong response."""
-    mapping: Literal["logistic", "linear", "raw"] = "logistic"
-    """RTS -> graded reward: sigmoid(beta (RTS - gamma)), linear_scale * RTS, or RTS (1 - 1e-3)."""
+    drop zero-variance groups, ``ngrpo`` a virtual reward-1 sample, ``random`` random RTS (control);
+    any name in ``sgpo.core.METHODS``."""
+    scope: Annotated[str, _registered("SCOPES")] = "all_negative"
+    """Which wrong responses SGPO grades: ``all_negative`` those of all-negative groups, ``all_incorrect``
+    every wrong response (``sgpo.core.SCOPES``)."""
+    mapping: Annotated[str, _registered("REWARD_MAPPINGS")] = "logistic"
+    """RTS -> graded reward: ``logistic`` sigmoid(beta (RTS - gamma)), ``linear`` linear_scale * RTS, or
+    ``raw`` RTS (1 - 1e-3) (``sgpo.core.REWARD_MAPPINGS``, which names each mapping's options)."""
     beta: float = 5.0
     """Steepness of the logistic mapping."""
     gamma: float = 0.5
@@ -219,12 +236,13 @@ class AlgorithmConfig(_Section):
     aggregation: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = "token_mean"
     """How per-token losses become one number (DAPO, GRPO, Dr. GRPO)."""
     dapo_resample_rounds: int = Field(default=0, ge=0, le=100)
-    """DAPO only: extra rounds of prompts sampled to refill groups dropped for zero variance."""
+    """DAPO (a method that over-samples, ``sgpo.core.Method.oversamples``) only: extra rounds of prompts
+    sampled to refill groups dropped for zero variance."""
 
     def mapping_params(self) -> dict[str, float]:
-        return {"logistic": {"beta": self.beta, "gamma": self.gamma}, "linear": {"scale": self.linear_scale}}.get(
-            self.mapping, {}
-        )
+        from sgpo.core import REWARD_MAPPINGS  # torch: not at import
+
+        return REWARD_MAPPINGS.get(self.mapping).params(self.model_dump())
 
 
 class OptimConfig(_Section):

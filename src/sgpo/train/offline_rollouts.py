@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from sgpo.core import ShapingParams, classify_groups
+from sgpo.core import classify_groups
 from sgpo.errors import ConfigError
-from sgpo.grading import GradingSettings, in_scope, judge_requests, requests_for, usable
+from sgpo.grading import StepReading, in_scope, judge_rows
 from sgpo.judges.config import build_judge
 from sgpo.judges.stats import collect_stats
 from sgpo.outputs import check_out
@@ -78,7 +78,7 @@ def roll_out(cfg: Config, out: str | Path, split: str = "train", n_problems: int
         "seed": cfg.train.seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     per_call = batch_prompts if batch_prompts is not None else r.prompts_per_step
-    reading = GradingSettings("sgpo", ShapingParams(scope=cfg.algorithm.scope), task.step_mode, cfg.judge.max_steps)
+    reading = StepReading(task.step_mode, cfg.judge.max_steps)
     totals = {"responses": 0, "correct": 0.0, "all_negative": 0, "all_positive": 0, "judged": 0, "failed": 0, "tokens": 0}
     bar = None
     if cfg.train.progress:
@@ -101,11 +101,11 @@ def roll_out(cfg: Config, out: str | Path, split: str = "train", n_problems: int
             verdicts = [None] * len(rollout.texts)
             if step_judge is not None:
                 index = in_scope(outcomes, cfg.algorithm.scope)
-                requests = requests_for(batch, rollout.texts, index, G, reading)
-                for i, v in zip(index, judge_requests(step_judge, requests, reading, log=log).verdicts):
+                judged = judge_rows(batch, rollout.texts, index, G, reading, step_judge, log=log)
+                for i, v in zip(index, judged.verdicts):
                     verdicts[i] = v
                 totals["judged"] += len(index)
-                totals["failed"] += sum(not usable(verdicts[i]) for i in index)
+                totals["failed"] += int((~judged.ok).sum())
             for g, p in enumerate(batch):
                 records = []
                 for j in range(G):

@@ -25,7 +25,7 @@ import torch
 from sgpo.core import ShapingParams, judge_mask, needs_judge, policy_loss
 from sgpo.decode import inner_model
 from sgpo.errors import ConfigError, MissingInputError
-from sgpo.grading import Graded, GradingSettings, grade, grading_stats
+from sgpo.grading import Graded, GradingSettings, grade, grading_stats, step_generator, token_counter
 from sgpo.judges.config import build_judge
 from sgpo.judges.state import judge_state, load_judge_state
 from sgpo.judges.stats import collect_stats
@@ -204,7 +204,7 @@ class Trainer:
     def step(self) -> dict:
         cfg, G = self.cfg, self.cfg.rollout.group_size
         t_start = time.perf_counter()
-        n_prompts = cfg.rollout.prompts_per_step * (1 + (cfg.algorithm.dapo_resample_rounds if self.method == "dapo" else 0))
+        n_prompts = cfg.rollout.prompts_per_step * (1 + (cfg.algorithm.dapo_resample_rounds if self.grading.spec.oversamples else 0))
         t0 = time.perf_counter()
         checks_before = self._verify_counts()
         batch = self._next_batch(n_prompts)
@@ -213,12 +213,12 @@ class Trainer:
         problems, rollout, outcomes = batch.problems, batch.rollout, batch.outcomes
 
         t0 = time.perf_counter()
-        step_gen = torch.Generator().manual_seed(cfg.train.seed * 7_919 + self.step_idx)
+        step_gen = step_generator(cfg.train.seed, self.step_idx)
         shaped = self._grade(batch, step_gen)
         self.watch.check(self.step_idx + 1, shaped)  # says a failing judge out loud; may stop the run
         t_judge = time.perf_counter() - t0
         keep = shaped.keep
-        if self.method == "dapo":
+        if self.grading.spec.oversamples:
             # Keep the first prompts_per_step groups with signal; the over-sampled rest refill the batch.
             keep = keep & (keep.cumsum(0) <= cfg.rollout.prompts_per_step)
         rows = keep.repeat_interleave(G).nonzero().squeeze(1)
@@ -277,11 +277,8 @@ class Trainer:
 
     def _grade(self, batch: Batch, generator: torch.Generator) -> Graded:
         """Verdicts (stored, else asked of the judge), rewards and advantages for the batch."""
-        count = None
-        if self.cfg.algorithm.rts_unit == "tokens":
-            count = lambda text: len(self.tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
         graded = grade(batch.problems, batch.rollout.texts, batch.outcomes, self.grading, self.judge, batch.verdicts,
-                       count, generator, self.log)
+                       token_counter(self.tokenizer), generator, self.log)
         self.judge_calls += graded.calls
         return graded
 
