@@ -10,7 +10,14 @@ import torch
 
 from sgpo.core import ShapingParams
 from sgpo.grading import GradingSettings, grade
-from sgpo.integrations.verl.estimator import UNKNOWN_SCORE, group_rows, options_from_config, sgpo_verl_advantages
+from sgpo.errors import ConfigError
+from sgpo.integrations.verl.estimator import (
+    UNKNOWN_SCORE,
+    group_rows,
+    options_from_config,
+    session_rows,
+    sgpo_verl_advantages,
+)
 from sgpo.integrations.verl.reward import compute_score
 from sgpo.tasks.arith import ArithRuleJudge, ArithTask
 from sgpo.tasks.base import Problem
@@ -135,6 +142,17 @@ def test_group_rows_and_options():
         options_from_config({"use_kl_in_reward": True})
     with pytest.raises(ValueError, match="unknown keys"):
         options_from_config({"sgpo": {"scop": "all_negative"}})
+    with pytest.raises(ConfigError, match="filter_groups.metric=acc"):
+        options_from_config({"filter_groups": {"enable": True, "metric": "acc"}})
+    for ok in ({"enable": True, "metric": "reward"}, {"enable": True, "metric": "score"}, {"enable": False, "metric": "acc"}):
+        assert options_from_config({"filter_groups": ok})["scope"] == "all_negative"
+
+
+def test_session_rows_pick_each_sessions_last_output():
+    keys = ["a_b_0_1", "a_b_0_0", "c_1_0", "a_b_1_0", "c_1_2", "c_1_1"]  # uids may hold underscores
+    assert session_rows(keys) == ([0, 4, 3], [0, 0, 1, 2, 1, 1])
+    with pytest.raises(ValueError, match="not '\\{uid\\}"):
+        session_rows(["u_0"])
 
 
 def test_all_incorrect_scope_keeps_every_grade():
