@@ -257,3 +257,13 @@ def test_validation_rows_are_verified_not_judged():
 def test_math_without_a_judge_config_says_what_to_set():
     with pytest.raises(ValueError, match="cannot build its step judge"):
         compute_score("sgpo/math", "\\boxed{2}", "3", {"question": "1 + 1?"})
+
+
+def test_a_verl_hosted_judge_needs_the_llm_http_kind():
+    """With ``reward_router_address`` (verl hosts a judge model), a judge of another kind is refused in one line."""
+    problems, _ = scenario()
+    p = problems[0]
+    with pytest.raises(ConfigError, match="verl hosts a judge model .* judge.kind=rule") as e:
+        compute_score("sgpo/arith", wrong_at(p, 1), p.answer, {"question": p.question},
+                      reward_router_address="127.0.0.1:1", judge={"kind": "rule"})
+    assert "\n" not in str(e.value)

@@ -35,6 +35,16 @@ works too). :mod:`sgpo.integrations.verl.data` writes sgpo tasks in that layout.
   one of these are verl's validation data and are only verified, never judged (verl tells a reward
   function nothing else about validation); ``[]`` judges every row.
 
+**A judge model hosted by verl** (``reward.reward_model.enable=True``, ``reward.reward_model.model_path``):
+verl serves it (vLLM/SGLang) behind a router and passes ``reward_router_address`` (``host:port``)
+and ``reward_model_tokenizer`` to this function. The step judge is then ``llm_http`` at
+``http://{reward_router_address}/v1``: sgpo's prompt, parsing, voting and failure rules, with the
+``llm`` and ``http`` settings (timeouts, retries, concurrency, ``model``) of ``judge_config`` /
+``judge``; the router address replaces ``http.base_url``, and without ``http.model`` the model is
+the one the router lists. A ``judge.kind`` other than ``llm_http`` next to a hosted judge is an
+error (the hosted model would sit unused). The tokenizer is not needed: the server applies the
+judge model's chat template.
+
 The judge is built once per process and settings. Each call returns ``score`` (1, f(RTS), 0 for a
 wrong validation row, or ``UNKNOWN_SCORE``), ``acc`` (the outcome), ``first_error`` (-1: none
 found or not judged), ``n_steps``, ``rts``, ``judge_status``
@@ -56,6 +66,7 @@ from typing import Any
 import torch
 
 from sgpo.core import ShapingParams, graded_reward
+from sgpo.errors import ConfigError
 from sgpo.grading import GradingSettings, judge_requests, request
 from sgpo.integrations.verl.estimator import UNKNOWN_SCORE
 from sgpo.judges.base import INVALID, JudgeRequest, Verdict
@@ -64,8 +75,6 @@ from sgpo.tasks.base import Problem
 logger = logging.getLogger("sgpo.verl")
 
 TASKS = ("auto", "arith", "math")
-#: Keyword arguments verl itself may pass to a reward function; not ours, ignored.
-_VERL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
 _OPTIONS = frozenset({"task", "judge_config", "judge", "mapping", "mapping_params", "step_mode", "max_steps",
                       "math_timeout_s", "batch_wait_s", "unjudged_splits"})
 #: Rows whose ``extra_info["split"]`` is one of these are held-out data (verl's validation): only
@@ -166,10 +175,11 @@ def _task_name(option: str, data_source: str) -> str:
     return "arith" if "arith" in str(data_source).lower() else "math"
 
 
-def _judge_config(options: dict[str, Any]):
+def _judge_config(options: dict[str, Any], router: str | None = None):
+    """The judge config of ``reward_kwargs``; pointed at verl's reward-model router when there is one."""
     from sgpo.judges.config import JudgeConfig, load_judge_config
 
-    base = load_judge_config(options["judge_config"]).model_dump() if options.get("judge_config") else {}
+    base = load_judge_config(options["judge_config"]).model_dump(exclude_unset=True) if options.get("judge_config") else {}
     over = _plain(options.get("judge") or {})
 
     def merge(a: dict, b: dict) -> dict:
@@ -178,7 +188,15 @@ def _judge_config(options: dict[str, Any]):
             out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
         return out
 
-    return JudgeConfig.model_validate(merge(base, over))
+    raw = merge(base, over)
+    if router:
+        kind = raw.get("kind", "llm_http")
+        if kind != "llm_http":
+            raise ConfigError(f"verl hosts a judge model (reward_router_address={router}) but sgpo's judge.kind={kind}; "
+                              "set judge.kind=llm_http (or leave it unset) to judge with it, or disable "
+                              "reward.reward_model.enable")
+        raw = merge(raw, {"kind": "llm_http", "http": {"base_url": f"http://{router}/v1"}})
+    return JudgeConfig.model_validate(raw)
 
 
 def _plain(value: Any) -> Any:
@@ -195,8 +213,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _grader(task_name: str, options: dict[str, Any]) -> _Grader:
-    key = json.dumps([task_name, options], sort_keys=True, default=str)
+def _grader(task_name: str, options: dict[str, Any], router: str | None = None) -> _Grader:
+    key = json.dumps([task_name, options, router], sort_keys=True, default=str)
     with _GRADERS_LOCK:
         grader = _GRADERS.get(key)
         if grader is not None:
@@ -209,7 +227,7 @@ def _grader(task_name: str, options: dict[str, Any]) -> _Grader:
             from sgpo.tasks.math_task import MathTask
 
             task = MathTask(timeout_s=float(options.get("math_timeout_s", 5.0)))
-        judge_cfg = _judge_config(options)
+        judge_cfg = _judge_config(options, router)
         max_steps = options.get("max_steps", judge_cfg.max_steps)
         params = ShapingParams(scope="all_incorrect", mapping=options.get("mapping", "logistic"),
                                mapping_params=dict(options.get("mapping_params") or {}))
@@ -240,15 +258,16 @@ def _field(extra_info: dict, *names: str) -> str | None:
 
 
 def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None,
+                  reward_router_address: str | None = None, reward_model_tokenizer: Any = None,
                   **kwargs: Any) -> dict[str, Any]:
     """Score one response (see the module docstring for the fields and ``reward_kwargs``)."""
-    options = {k: _plain(v) for k, v in kwargs.items() if k not in _VERL_KWARGS}
+    options = {k: _plain(v) for k, v in kwargs.items()}
     unknown = set(options) - _OPTIONS
     if unknown:
         raise ValueError(f"unknown sgpo reward_kwargs {sorted(unknown)}; valid: {', '.join(sorted(_OPTIONS))}")
     extra_info = dict(extra_info or {})
     task_name = _task_name(options.get("task", "auto"), data_source)
-    grader = _grader(task_name, options)
+    grader = _grader(task_name, options, reward_router_address)
 
     question = _field(extra_info, "question", "problem")
     reference = _field(extra_info, "reference", "solution")
