@@ -34,6 +34,8 @@ works too). :mod:`sgpo.integrations.verl.data` writes sgpo tasks in that layout.
 * ``unjudged_splits`` (default ``[val, validation, test]``): rows whose ``extra_info["split"]`` is
   one of these are verl's validation data and are only verified, never judged (verl tells a reward
   function nothing else about validation); ``[]`` judges every row.
+* ``group_wait_s`` (300): read by :mod:`sgpo.integrations.verl.manager` only (how long a wrong
+  response waits for its group's outcomes before it is judged anyway).
 
 **A judge model hosted by verl** (``reward.reward_model.enable=True``, ``reward.reward_model.model_path``):
 verl serves it (vLLM/SGLang) behind a router and passes ``reward_router_address`` (``host:port``)
@@ -76,7 +78,11 @@ logger = logging.getLogger("sgpo.verl")
 
 TASKS = ("auto", "arith", "math")
 _OPTIONS = frozenset({"task", "judge_config", "judge", "mapping", "mapping_params", "step_mode", "max_steps",
-                      "math_timeout_s", "batch_wait_s", "unjudged_splits"})
+                      "math_timeout_s", "batch_wait_s", "unjudged_splits", "group_wait_s"})
+#: ``extra_info`` key set by :mod:`sgpo.integrations.verl.manager`: verify only; a response that would be
+#: judged comes back with ``judge_status`` :data:`DEFERRED` (score 0) instead.
+DEFER_KEY = "sgpo_defer_judge"
+DEFERRED = "deferred"
 #: Rows whose ``extra_info["split"]`` is one of these are held-out data (verl's validation): only
 #: their outcome matters (verl's ``val-core`` metrics read ``acc``), so they are not judged.
 UNJUDGED_SPLITS = ("val", "validation", "test")
@@ -304,6 +310,9 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
         out.update(score=UNKNOWN_SCORE, judge_status="no_steps")
         _count(no_steps=1)
         return out
+    if extra_info.get(DEFER_KEY):  # sgpo's reward manager asks first, and judges only if the group needs it
+        out["judge_status"] = DEFERRED
+        return out
     slot = grader.batcher.ask(req)
     verdict = slot.verdict
     out.update(judged=1, judge_status=verdict.status if verdict is not None else "error")
@@ -320,4 +329,4 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     return out
 
 
-__all__ = ["STATS", "TASKS", "compute_score", "judge_stats"]
+__all__ = ["DEFERRED", "DEFER_KEY", "STATS", "TASKS", "compute_score", "judge_stats"]
