@@ -17,7 +17,7 @@ from verl import DataProto
 
 from sgpo.core import ShapingParams
 from sgpo.grading import GradingSettings, grade
-from sgpo.integrations.verl.manager import BOARD_NAME, MIXED
+from sgpo.integrations.verl.manager import BOARD_NAME, MIXED, GroupBoard
 from sgpo.models import arith_tokenizer
 from sgpo.tasks.arith import ArithRuleJudge
 
@@ -93,7 +93,10 @@ def test_only_all_negative_groups_are_judged(ray_cluster, tokenizer_dir, judge_y
     problems, texts = scenario()
     cfg = manager_config(tokenizer_dir, judge_yaml, wait_s=120)
     data = batch_with_sessions(problems, texts, "step1")
+    # the board the reward workers find by name (held here, so it outlives the worker of this test)
+    board = ray.remote(GroupBoard).options(name=BOARD_NAME, get_if_exists=True).remote()
     outputs = streamed(cfg, data)
+    assert ray.get(board.counts.remote()) == {"posts": 20, "open": 0}  # every session met its siblings there
     info = [o["reward_extra_info"] for o in outputs]
     outcomes = torch.tensor([r["acc"] for r in info]).view(-1, G)
     assert outcomes.tolist() == [[0, 0, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0]]
@@ -103,7 +106,6 @@ def test_only_all_negative_groups_are_judged(ray_cluster, tokenizer_dir, judge_y
     # every wrong response with steps of the all-negative groups was judged, once: a.P.G less the step-less ones
     native = grade(problems, texts, outcomes, GradingSettings("sgpo", ShapingParams(), "line"), judge=ArithRuleJudge())
     assert CountingJudge.asked == sum(r["judged"] for r in info) == native.calls == 12 - 2
-    assert ray.get_actor(BOARD_NAME) is not None  # the siblings met at the shared Ray actor
     # and verl's advantage step gives the native trainer's advantages
     scores = [o["reward_score"] for o in outputs]
     response_mask = data.batch["attention_mask"][:, data.batch["prompts"].shape[1]:]

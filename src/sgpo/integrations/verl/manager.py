@@ -55,6 +55,11 @@ class GroupBoard:
     def __init__(self, ttl_s: float = 7200.0):
         self.ttl_s = ttl_s
         self.groups: dict[str, dict[str, Any]] = {}
+        self.posts = 0
+
+    async def counts(self) -> dict[str, int]:
+        """``posts`` (outcomes received) and ``open`` (groups still missing a session)."""
+        return {"posts": self.posts, "open": len(self.groups)}
 
     async def post(self, uid: str, session: str, correct: bool, n: int, wait_s: float) -> str:
         """Record one session's outcome. With ``wait_s`` > 0 (a wrong response that needs a decision),
@@ -65,6 +70,7 @@ class GroupBoard:
             del self.groups[stale]  # a group that never completed (a failed session)
         group = self.groups.setdefault(uid, {"outcomes": {}, "done": asyncio.Event(), "t": now})
         group["outcomes"][session] = bool(correct)
+        self.posts += 1
         if correct or len(group["outcomes"]) >= n:
             group["done"].set()
             if len(group["outcomes"]) >= n:
