@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from sgpo.core import ShapingParams
-from sgpo.grading import GradingSettings, grade
 from sgpo.errors import ConfigError
+from sgpo.grading import GradingSettings, grade
 from sgpo.integrations.verl.estimator import (
     UNKNOWN_SCORE,
     group_rows,
@@ -210,7 +210,7 @@ def test_concurrent_calls_share_judge_batches():
     import threading
     import time
 
-    from sgpo.integrations.verl.reward import _Batcher
+    from sgpo.integrations.verl.batching import Batcher
     from sgpo.judges.base import JudgeRequest, Verdict
 
     class SlowJudge:
@@ -226,7 +226,7 @@ def test_concurrent_calls_share_judge_batches():
             return [Verdict(int(r.problem) % len(r.steps), len(r.steps)) for r in requests]
 
     judge = SlowJudge()
-    batcher = _Batcher(judge, GradingSettings("sgpo", ShapingParams(), "line"), wait_s=0.02)
+    batcher = Batcher(judge, GradingSettings("sgpo", ShapingParams(), "line"), wait_s=0.02)
     slots = [None] * 24
 
     def ask(i):

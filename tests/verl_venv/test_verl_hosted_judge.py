@@ -12,9 +12,9 @@ import httpx
 import pytest
 import torch
 from fixtures_server import FakeServer, Response, completion, free_port
+from hydra import compose, initialize_config_dir
 from test_verl_estimator import G, scenario
 from test_verl_reward import CONFIG_DIR, agent_loop_batch
-from hydra import compose, initialize_config_dir
 from verl.experimental.reward_loop.reward_loop import RewardLoopWorker, migrate_legacy_reward_impl
 from verl.experimental.reward_loop.router.naive_router import run_router
 

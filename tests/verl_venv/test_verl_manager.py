@@ -11,9 +11,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from test_verl_estimator import G, scenario
 from test_verl_reward import CONFIG_DIR, agent_loop_batch
+from verl import DataProto
 from verl.experimental.reward_loop.reward_loop import RewardLoopWorker, migrate_legacy_reward_impl
 from verl.trainer.ppo.ray_trainer import compute_advantage
-from verl import DataProto
 
 from sgpo.core import ShapingParams
 from sgpo.grading import GradingSettings, grade

@@ -57,10 +57,11 @@ found or not judged), ``n_steps``, ``rts``, ``judge_status``
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -69,9 +70,10 @@ import torch
 
 from sgpo.core import ShapingParams, graded_reward
 from sgpo.errors import ConfigError
-from sgpo.grading import GradingSettings, judge_requests, request
+from sgpo.grading import GradingSettings, request
+from sgpo.integrations.verl.batching import AsyncBatcher, Batcher, Slot
 from sgpo.integrations.verl.estimator import UNKNOWN_SCORE
-from sgpo.judges.base import INVALID, JudgeRequest, Verdict
+from sgpo.judges.base import INVALID, JudgeRequest
 from sgpo.tasks.base import Problem
 
 logger = logging.getLogger("sgpo.verl")
@@ -105,68 +107,11 @@ def _count(**deltas: int) -> None:
 
 
 @dataclass
-class _Slot:
-    request: JudgeRequest
-    done: bool = False
-    verdict: Verdict | None = None
-    rts: float = 0.0
-    ok: bool = False
-
-
-class _Batcher:
-    """Hands the judge the wrong responses of concurrent calls as one batch, one batch at a time.
-
-    verl runs ``compute_score`` in a thread pool; a thread that finds the judge idle waits
-    ``wait_s`` for the others' requests, judges everything pending in one ``judge_requests`` call
-    (the HTTP judge sends a batch concurrently) and hands each thread its verdict; threads whose
-    requests arrive meanwhile go in the next batch. One batch at a time also keeps judges that are
-    not thread-safe (the verdict cache) safe.
-    """
-
-    def __init__(self, judge, settings: GradingSettings, wait_s: float):
-        self.judge, self.settings, self.wait_s = judge, settings, wait_s
-        self._pending: list[_Slot] = []
-        self._cv = threading.Condition()
-        self._busy = False
-
-    def ask(self, req: JudgeRequest) -> _Slot:
-        slot = _Slot(req)
-        with self._cv:
-            self._pending.append(slot)
-            while self._busy and not slot.done:
-                self._cv.wait()
-            if slot.done:  # judged in a batch another thread ran
-                return slot
-            self._busy = True
-        try:
-            if self.wait_s > 0:
-                time.sleep(self.wait_s)
-            with self._cv:
-                batch, self._pending = self._pending, []
-            self._run(batch)
-        finally:
-            with self._cv:
-                self._busy = False
-                self._cv.notify_all()
-        return slot
-
-    def _run(self, batch: list[_Slot]) -> None:
-        try:
-            judged = judge_requests(self.judge, [s.request for s in batch], self.settings, log=logger.warning)
-            results = zip(judged.verdicts, judged.rts.tolist(), judged.ok.tolist())
-            _count(judge_batches=1 if judged.calls else 0)
-        except Exception as e:  # judge_requests does not raise for a judge failure; be safe anyway
-            results = ((Verdict.failed(len(s.request.steps), "error", raw=repr(e)), 0.0, False) for s in batch)
-        for s, (verdict, rts, ok) in zip(batch, results):
-            s.verdict, s.rts, s.ok, s.done = verdict, rts, ok, True
-
-
-@dataclass
 class _Grader:
     task: Any
     task_name: str
     settings: GradingSettings
-    batcher: _Batcher
+    batcher: Batcher
 
 
 _GRADERS: dict[str, _Grader] = {}
@@ -250,7 +195,8 @@ def _grader(task_name: str, options: dict[str, Any], router: str | None = None) 
         except Exception as e:
             raise ValueError(f"sgpo's reward function cannot build its step judge for task {task_name!r} from "
                              f"reward_kwargs judge_config / judge: {e}") from e
-        grader = _Grader(task, task_name, settings, _Batcher(judge, settings, float(options.get("batch_wait_s", 0.02))))
+        batcher = Batcher(judge, settings, float(options.get("batch_wait_s", 0.02)), log=logger.warning, count=_count)
+        grader = _Grader(task, task_name, settings, batcher)
         _GRADERS[key] = grader
         return grader
 
@@ -263,17 +209,16 @@ def _field(extra_info: dict, *names: str) -> str | None:
     return None
 
 
-def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None,
-                  reward_router_address: str | None = None, reward_model_tokenizer: Any = None,
-                  **kwargs: Any) -> dict[str, Any]:
-    """Score one response (see the module docstring for the fields and ``reward_kwargs``)."""
+def _prepare(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None,
+             router: str | None, kwargs: dict) -> tuple[dict[str, Any], JudgeRequest | None, _Grader]:
+    """Verify one response and build its judge request: (fields, request or None if no judge is needed, grader)."""
     options = {k: _plain(v) for k, v in kwargs.items()}
     unknown = set(options) - _OPTIONS
     if unknown:
         raise ValueError(f"unknown sgpo reward_kwargs {sorted(unknown)}; valid: {', '.join(sorted(_OPTIONS))}")
     extra_info = dict(extra_info or {})
     task_name = _task_name(options.get("task", "auto"), data_source)
-    grader = _grader(task_name, options, reward_router_address)
+    grader = _grader(task_name, options, router)
 
     question = _field(extra_info, "question", "problem")
     reference = _field(extra_info, "reference", "solution")
@@ -292,15 +237,14 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
         correct = grader.task.verify(solution_str, problem) >= 1.0
         verify_status = "correct" if correct else "wrong"
     req = request(problem, solution_str, grader.settings)
-    n_steps = len(req.steps)
-    out = {"score": 1.0, "acc": 1.0, "first_error": -1, "n_steps": n_steps, "rts": 0.0,
+    out = {"score": 1.0, "acc": 1.0, "first_error": -1, "n_steps": len(req.steps), "rts": 0.0,
            "judge_status": "skipped", "judged": 0, "verify_status": verify_status}
     _count(responses=1, correct=int(correct))
     if correct:
-        return out
+        return out, None, grader
     out.update(score=0.0, acc=0.0)
     if str(extra_info.get("split", "")).lower() in [str(x).lower() for x in options.get("unjudged_splits", UNJUDGED_SPLITS)]:
-        return out  # held-out data: the outcome is all that is measured
+        return out, None, grader  # held-out data: the outcome is all that is measured
     if question is None:
         raise ValueError(
             "sgpo's reward function needs the problem text for the step judge in extra_info['question'] "
@@ -309,11 +253,15 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     if not req.steps:  # never sent to the judge, and a failure all the same (sgpo.grading)
         out.update(score=UNKNOWN_SCORE, judge_status="no_steps")
         _count(no_steps=1)
-        return out
+        return out, None, grader
     if extra_info.get(DEFER_KEY):  # sgpo's reward manager asks first, and judges only if the group needs it
         out["judge_status"] = DEFERRED
-        return out
-    slot = grader.batcher.ask(req)
+        return out, None, grader
+    return out, req, grader
+
+
+def _finish(out: dict[str, Any], slot: Slot, grader: _Grader) -> dict[str, Any]:
+    """The fields of a judged wrong response: its graded score, or UNKNOWN_SCORE without a usable verdict."""
     verdict = slot.verdict
     out.update(judged=1, judge_status=verdict.status if verdict is not None else "error")
     if slot.ok and verdict is not None:
@@ -329,4 +277,29 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     return out
 
 
-__all__ = ["DEFERRED", "DEFER_KEY", "STATS", "TASKS", "compute_score", "judge_stats"]
+def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None,
+                  reward_router_address: str | None = None, reward_model_tokenizer: Any = None,
+                  **kwargs: Any) -> dict[str, Any]:
+    """Score one response (see the module docstring for the fields and ``reward_kwargs``)."""
+    out, req, grader = _prepare(data_source, solution_str, ground_truth, extra_info, reward_router_address, kwargs)
+    return out if req is None else _finish(out, grader.batcher.ask(req), grader)
+
+
+async def compute_score_async(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None,
+                              reward_router_address: str | None = None, reward_model_tokenizer: Any = None,
+                              **kwargs: Any) -> dict[str, Any]:
+    """:func:`compute_score` for verl's event loop (verl awaits an ``async def`` reward function).
+
+    Verification runs in the loop's thread pool, as verl runs a plain function; the wait for the
+    judge holds no thread, so every wrong response the worker is scoring at once goes into one judge
+    batch (:class:`~sgpo.integrations.verl.batching.AsyncBatcher`), not only as many as the pool has threads.
+    """
+    loop = asyncio.get_running_loop()
+    out, req, grader = await loop.run_in_executor(None, functools.partial(
+        _prepare, data_source, solution_str, ground_truth, extra_info, reward_router_address, kwargs))
+    if req is None:
+        return out
+    return _finish(out, await AsyncBatcher.of(grader.batcher, loop).ask(req), grader)
+
+
+__all__ = ["DEFERRED", "DEFER_KEY", "STATS", "TASKS", "compute_score", "compute_score_async", "judge_stats"]
