@@ -38,6 +38,18 @@ def test_filter_groups_on_acc_is_refused_and_on_the_graded_reward_allowed():
     validate("algorithm.adv_estimator=grpo", *dapo, "algorithm.filter_groups.metric=acc")  # not ours to refuse
 
 
+def test_a_colocated_hosted_judge_is_refused():
+    """verl's v1 trainer sends a colocated reward model's reward loop no data_source / ground truth
+    (measured: KeyError 'data_source' in the naive manager); a judge pool of its own is required."""
+    judge = ["reward.custom_reward_function.path=pkg://sgpo.integrations.verl.reward",
+             "reward.reward_model.enable=true", "reward.reward_model.model_path=/models/judge"]
+    with pytest.raises(ConfigError, match="needs reward.reward_model.enable_resource_pool=True") as e:
+        validate("algorithm.adv_estimator=sgpo", *judge)
+    assert "\n" not in str(e.value)
+    validate("algorithm.adv_estimator=sgpo", *judge, "reward.reward_model.enable_resource_pool=true",
+             "reward.reward_model.n_gpus_per_node=1", "reward.reward_model.nnodes=1")
+
+
 def test_main_ppo_refuses_at_start_up():
     """The real entry point: it exits with sgpo's reason before Ray is started."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_USE_EXTERNAL")}

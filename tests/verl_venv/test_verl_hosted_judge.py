@@ -65,7 +65,7 @@ def hosted_config(tokenizer_dir, *extra):
         f"actor_rollout_ref.model.path={tokenizer_dir}",
         "reward.custom_reward_function.path=pkg://sgpo.integrations.verl.reward",
         "reward.custom_reward_function.name=compute_score",
-        "reward.reward_model.enable=True",
+        "reward.reward_model.enable=True", "reward.reward_model.enable_resource_pool=True",  # its own GPUs: streamed
         f"reward.reward_model.model_path={tokenizer_dir}",  # verl loads the judge's tokenizer from here
         *extra,
     ]

@@ -47,12 +47,12 @@ def tokenizer_dir(tmp_path_factory):
     return path
 
 
-def manager_config(tokenizer_dir, judge_yaml, wait_s, n=G):
+def manager_config(tokenizer_dir, judge_yaml, wait_s, n=G, name="compute_score"):
     overrides = [
         "algorithm.adv_estimator=sgpo", f"actor_rollout_ref.model.path={tokenizer_dir}",
         f"actor_rollout_ref.rollout.n={n}",
         "reward.custom_reward_function.path=pkg://sgpo.integrations.verl.reward",
-        "reward.custom_reward_function.name=compute_score",
+        f"reward.custom_reward_function.name={name}",
         f"+reward.custom_reward_function.reward_kwargs.judge_config={judge_yaml}",
         f"+reward.custom_reward_function.reward_kwargs.group_wait_s={wait_s}",
         "reward.reward_manager.source=importlib", "reward.reward_manager.name=SGPORewardManager",
@@ -89,14 +89,17 @@ def judge_yaml(tmp_path, monkeypatch):
     return path
 
 
-def test_only_all_negative_groups_are_judged(ray_cluster, tokenizer_dir, judge_yaml):
+@pytest.mark.parametrize("name", ["compute_score", "compute_score_async"])
+def test_only_all_negative_groups_are_judged(ray_cluster, tokenizer_dir, judge_yaml, name):
     problems, texts = scenario()
-    cfg = manager_config(tokenizer_dir, judge_yaml, wait_s=120)
-    data = batch_with_sessions(problems, texts, "step1")
+    cfg = manager_config(tokenizer_dir, judge_yaml, wait_s=120, name=name)
+    data = batch_with_sessions(problems, texts, name)
     # the board the reward workers find by name (held here, so it outlives the worker of this test)
     board = ray.remote(GroupBoard).options(name=BOARD_NAME, get_if_exists=True).remote()
+    before = ray.get(board.counts.remote())["posts"]
     outputs = streamed(cfg, data)
-    assert ray.get(board.counts.remote()) == {"posts": 20, "open": 0}  # every session met its siblings there
+    counts = ray.get(board.counts.remote())
+    assert (counts["posts"] - before, counts["open"]) == (20, 0)  # every session met its siblings there
     info = [o["reward_extra_info"] for o in outputs]
     outcomes = torch.tensor([r["acc"] for r in info]).view(-1, G)
     assert outcomes.tolist() == [[0, 0, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0]]

@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 import torch
 
+from sgpo.errors import ConfigError
 from sgpo.integrations.verl.estimator import NAME, options_from_config, session_rows, sgpo_verl_advantages
 
 logger = logging.getLogger("sgpo.verl")
@@ -131,10 +132,31 @@ def checked_validate_config(original: Callable) -> Callable:
         algorithm = config.get("algorithm") if hasattr(config, "get") else None
         if algorithm is not None and algorithm.get("adv_estimator") == NAME:
             options_from_config(algorithm)  # raises ConfigError with one line
+            check_reward_model(config)
         return original(config, *args, **kwargs)
 
     wrapper.__sgpo_wrapped__ = True
     return wrapper
+
+
+def check_reward_model(config: Any) -> None:
+    """Refuse a verl-hosted judge that verl 0.9.1's v1 trainer would not let sgpo's reward function read.
+
+    With a colocated reward model (``reward.reward_model.enable=True``, ``enable_resource_pool=False``)
+    the v1 trainer scores after generation through ``_compute_reward_colocate``, which sends the
+    reward loop only prompts, responses and ``raw_prompt``: no ``data_source``, ground truth or
+    ``extra_info``, so every custom reward function fails on its first row (``KeyError: 'data_source'``).
+    """
+    reward = config.get("reward") or {}
+    model = reward.get("reward_model") or {}
+    custom = (reward.get("custom_reward_function") or {}).get("path")
+    use_v1 = (config.get("trainer") or {}).get("use_v1", True)
+    if use_v1 and custom and model.get("enable", False) and not model.get("enable_resource_pool", False):
+        raise ConfigError(
+            "a verl-hosted judge needs reward.reward_model.enable_resource_pool=True (with its n_gpus_per_node and "
+            "nnodes): verl 0.9.1's v1 trainer gives a colocated reward model's reward loop only prompts and "
+            "responses, so sgpo's reward function would have no data_source, ground truth or problem text"
+        )
 
 
 #: verl module -> (attribute, wrapper factory) patched once the module is imported.
