@@ -37,7 +37,7 @@ from verl import DataProto
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 
 from sgpo.integrations.verl.estimator import NAME
-from sgpo.integrations.verl.reward import DEFER_KEY, DEFERRED, _count
+from sgpo.integrations.verl.reward import DEFER_KEY, DEFERRED, JUDGE_NOW, _count
 
 logger = logging.getLogger("sgpo.verl")
 
@@ -132,7 +132,8 @@ class SGPORewardManager(NaiveRewardManager):
             info["judge_status"] = MIXED
             _count(group_skipped=1)
             return first
-        return await super().run_single(self._with_extra(data, extra))  # all-negative, or unknown: judge
+        # all-negative, or unknown (timeout, no board): judge, as without this manager
+        return await super().run_single(self._with_extra(data, {**extra, DEFER_KEY: JUDGE_NOW}))
 
     async def _post_outcome(self, uid: str, session: str, correct: bool, wait_s: float) -> str:
         try:

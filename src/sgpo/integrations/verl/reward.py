@@ -1,11 +1,13 @@
 """``compute_score`` for verl's ``reward.custom_reward_function``: outcome + step-judge grade of one response.
 
     reward.custom_reward_function.path=pkg://sgpo.integrations.verl.reward
-    reward.custom_reward_function.name=compute_score
+    reward.custom_reward_function.name=compute_score_async
     +reward.custom_reward_function.reward_kwargs.judge_config=/abs/path/judge.yaml
 
-verl calls ``compute_score(data_source, solution_str, ground_truth, extra_info)`` once per response,
-merged with ``reward_kwargs``, in its reward-loop workers (threads of several processes). The
+verl calls the reward function ``(data_source, solution_str, ground_truth, extra_info)`` once per
+response, merged with ``reward_kwargs``, in its reward-loop workers: ``compute_score_async`` is
+awaited on the worker's event loop, ``compute_score`` (same fields) runs in its thread pool, which
+caps how many wrong responses share a judge batch (see :mod:`sgpo.integrations.verl.batching`). The
 response is verified with the task's own verifier (the arithmetic task's, or the math task's
 ``\\boxed{}`` + math-verify check); a correct one scores 1. verl shows the reward function no
 group, so a wrong one is always sent to the step judge and scores f(RTS) < 1
@@ -50,8 +52,8 @@ judge model's chat template.
 The judge is built once per process and settings. Each call returns ``score`` (1, f(RTS), 0 for a
 wrong validation row, or ``UNKNOWN_SCORE``), ``acc`` (the outcome), ``first_error`` (-1: none
 found or not judged), ``n_steps``, ``rts``, ``judge_status``
-(``skipped`` for a correct response, ``no_steps``, or the verdict's ``ok``/``invalid``/``error``/
-``timeout``), ``judged`` (1 if the response was sent to the judge) and ``verify_status``.
+(``skipped`` for a correct response, ``no_steps``, ``mixed_group`` from sgpo's reward manager, or
+the verdict's ``ok``/``invalid``/``error``/``timeout``), ``judged`` (1 if the response was sent to the judge) and ``verify_status``.
 :func:`judge_stats` has this process's counts.
 """
 
@@ -81,16 +83,19 @@ logger = logging.getLogger("sgpo.verl")
 TASKS = ("auto", "arith", "math")
 _OPTIONS = frozenset({"task", "judge_config", "judge", "mapping", "mapping_params", "step_mode", "max_steps",
                       "math_timeout_s", "batch_wait_s", "unjudged_splits", "group_wait_s"})
-#: ``extra_info`` key set by :mod:`sgpo.integrations.verl.manager`: verify only; a response that would be
-#: judged comes back with ``judge_status`` :data:`DEFERRED` (score 0) instead.
+#: ``extra_info`` key set by :mod:`sgpo.integrations.verl.manager`: ``True``, verify only (a response that
+#: would be judged comes back with ``judge_status`` :data:`DEFERRED`, score 0); :data:`JUDGE_NOW`, the
+#: second pass of a deferred response (judged; not counted again in :data:`STATS`).
 DEFER_KEY = "sgpo_defer_judge"
 DEFERRED = "deferred"
+JUDGE_NOW = "judge"
 #: Rows whose ``extra_info["split"]`` is one of these are held-out data (verl's validation): only
 #: their outcome matters (verl's ``val-core`` metrics read ``acc``), so they are not judged.
 UNJUDGED_SPLITS = ("val", "validation", "test")
 
 #: This process's counts over all calls: ``responses``, ``correct``, ``judged`` (sent to the judge),
-#: ``judge_failures`` (sent, no usable verdict), ``no_steps``, ``judge_batches`` (judge calls).
+#: ``judge_failures`` (sent, no usable verdict), ``no_steps``, ``judge_batches`` (judge calls),
+#: ``group_skipped`` (wrong responses sgpo's reward manager left unjudged: a sibling was correct).
 STATS: Counter[str] = Counter()
 _STATS_LOCK = threading.Lock()
 
@@ -239,7 +244,9 @@ def _prepare(data_source: str, solution_str: str, ground_truth: Any, extra_info:
     req = request(problem, solution_str, grader.settings)
     out = {"score": 1.0, "acc": 1.0, "first_error": -1, "n_steps": len(req.steps), "rts": 0.0,
            "judge_status": "skipped", "judged": 0, "verify_status": verify_status}
-    _count(responses=1, correct=int(correct))
+    defer = extra_info.get(DEFER_KEY)
+    if defer != JUDGE_NOW:
+        _count(responses=1, correct=int(correct))
     if correct:
         return out, None, grader
     out.update(score=0.0, acc=0.0)
@@ -254,7 +261,7 @@ def _prepare(data_source: str, solution_str: str, ground_truth: Any, extra_info:
         out.update(score=UNKNOWN_SCORE, judge_status="no_steps")
         _count(no_steps=1)
         return out, None, grader
-    if extra_info.get(DEFER_KEY):  # sgpo's reward manager asks first, and judges only if the group needs it
+    if defer is True:  # sgpo's reward manager asks first, and judges only if the group needs it
         out["judge_status"] = DEFERRED
         return out, None, grader
     return out, req, grader
@@ -302,4 +309,4 @@ async def compute_score_async(data_source: str, solution_str: str, ground_truth:
     return _finish(out, await AsyncBatcher.of(grader.batcher, loop).ask(req), grader)
 
 
-__all__ = ["DEFERRED", "DEFER_KEY", "STATS", "TASKS", "compute_score", "compute_score_async", "judge_stats"]
+__all__ = ["DEFERRED", "DEFER_KEY", "JUDGE_NOW", "STATS", "TASKS", "compute_score", "compute_score_async", "judge_stats"]
