@@ -50,13 +50,13 @@ def test_a_colocated_hosted_judge_is_refused():
              "reward.reward_model.n_gpus_per_node=1", "reward.reward_model.nnodes=1")
 
 
-def test_main_ppo_refuses_at_start_up():
+def test_main_ppo_refuses_at_start_up(tmp_path):
     """The real entry point: it exits with sgpo's reason before Ray is started."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_USE_EXTERNAL")}
     out = subprocess.run(
         [sys.executable, "-m", "verl.trainer.main_ppo", "algorithm.adv_estimator=sgpo",
          "algorithm.filter_groups.enable=true", "algorithm.filter_groups.metric=acc"],
-        env=env, capture_output=True, text=True, timeout=300)
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)  # hydra writes outputs/ in the cwd
     assert out.returncode != 0
     assert "ConfigError: algorithm.adv_estimator=sgpo refuses algorithm.filter_groups.metric=acc" in out.stderr
     assert "ray init" not in out.stdout + out.stderr
