@@ -9,7 +9,7 @@ import pytest
 import ray
 import torch
 from hydra import compose, initialize_config_dir
-from test_verl_estimator import G, scenario
+from test_verl_estimator import G, reward_fn_scores, scenario
 from test_verl_reward import CONFIG_DIR, agent_loop_batch
 from verl import DataProto
 from verl.experimental.reward_loop.reward_loop import RewardLoopWorker, migrate_legacy_reward_impl
@@ -129,3 +129,20 @@ def test_a_missing_sibling_ends_in_a_judge_call(ray_cluster, tokenizer_dir, judg
     info = [o["reward_extra_info"] for o in streamed(cfg, data.select_idxs(rows))]
     assert [r["judged"] for r in info] == [1, 1, 1] and [r["first_error"] for r in info] == [0, 1, 2]
     assert CountingJudge.asked == 3
+
+
+def test_a_broken_board_costs_judge_calls_not_rewards(tokenizer_dir, judge_yaml, monkeypatch):
+    """If the board cannot be reached, every wrong response with steps is judged, as with verl's naive manager."""
+    import sgpo.integrations.verl.manager as manager
+
+    def unreachable():
+        raise ConnectionError("no board")
+
+    monkeypatch.setattr(manager, "group_board", unreachable)
+    problems, texts = scenario()
+    info = [o["reward_extra_info"] for o in streamed(manager_config(tokenizer_dir, judge_yaml, wait_s=120),
+                                                      batch_with_sessions(problems, texts, "broken"))]
+    asked = CountingJudge.asked
+    expected = reward_fn_scores(problems, texts)  # compute_score alone: every wrong response judged
+    assert info == expected
+    assert asked == sum(r["judged"] for r in expected) == 12  # (1 - accuracy).P.G less the 3 without steps

@@ -113,7 +113,7 @@ class SGPORewardManager(NaiveRewardManager):
         scope = (algorithm.get(NAME, {}) or {}).get("scope", "all_negative")
         # only SGPO's default scope drops grades; anything else needs every wrong response graded
         self.enabled = algorithm.adv_estimator == NAME and scope == "all_negative" and self.wait_s > 0
-        self._post = None
+        self._post, self._warned = None, False
 
     async def run_single(self, data: DataProto) -> dict:
         data = data[-1:]
@@ -141,7 +141,10 @@ class SGPORewardManager(NaiveRewardManager):
                 self._post = group_board()
             return await self._post(uid, session, correct, self.group_size, wait_s)
         except Exception as e:  # noqa: BLE001 - a broken board costs judge calls, never a step
-            logger.warning("sgpo group board failed (%s: %s); judging without it", type(e).__name__, e)
+            _count(group_board_failures=1)
+            if not self._warned:  # once per worker: the count is in judge_stats()
+                self._warned = True
+                logger.warning("sgpo group board failed (%s: %s); judging without it", type(e).__name__, e)
             return "error"
 
     @staticmethod

@@ -95,7 +95,8 @@ UNJUDGED_SPLITS = ("val", "validation", "test")
 
 #: This process's counts over all calls: ``responses``, ``correct``, ``judged`` (sent to the judge),
 #: ``judge_failures`` (sent, no usable verdict), ``no_steps``, ``judge_batches`` (judge calls),
-#: ``group_skipped`` (wrong responses sgpo's reward manager left unjudged: a sibling was correct).
+#: ``group_skipped`` (wrong responses sgpo's reward manager left unjudged: a sibling was correct),
+#: ``group_board_failures`` (its board could not be reached: judged without it).
 STATS: Counter[str] = Counter()
 _STATS_LOCK = threading.Lock()
 
