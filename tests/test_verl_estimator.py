@@ -9,8 +9,15 @@ import pytest
 import torch
 
 from sgpo.core import ShapingParams
+from sgpo.errors import ConfigError
 from sgpo.grading import GradingSettings, grade
-from sgpo.integrations.verl.estimator import UNKNOWN_SCORE, group_rows, options_from_config, sgpo_verl_advantages
+from sgpo.integrations.verl.estimator import (
+    UNKNOWN_SCORE,
+    group_rows,
+    options_from_config,
+    session_rows,
+    sgpo_verl_advantages,
+)
 from sgpo.integrations.verl.reward import compute_score
 from sgpo.tasks.arith import ArithRuleJudge, ArithTask
 from sgpo.tasks.base import Problem
@@ -135,6 +142,17 @@ def test_group_rows_and_options():
         options_from_config({"use_kl_in_reward": True})
     with pytest.raises(ValueError, match="unknown keys"):
         options_from_config({"sgpo": {"scop": "all_negative"}})
+    with pytest.raises(ConfigError, match="filter_groups.metric=acc"):
+        options_from_config({"filter_groups": {"enable": True, "metric": "acc"}})
+    for ok in ({"enable": True, "metric": "reward"}, {"enable": True, "metric": "score"}, {"enable": False, "metric": "acc"}):
+        assert options_from_config({"filter_groups": ok})["scope"] == "all_negative"
+
+
+def test_session_rows_pick_each_sessions_last_output():
+    keys = ["a_b_0_1", "a_b_0_0", "c_1_0", "a_b_1_0", "c_1_2", "c_1_1"]  # uids may hold underscores
+    assert session_rows(keys) == ([0, 4, 3], [0, 0, 1, 2, 1, 1])
+    with pytest.raises(ValueError, match="not '\\{uid\\}"):
+        session_rows(["u_0"])
 
 
 def test_all_incorrect_scope_keeps_every_grade():
@@ -192,7 +210,7 @@ def test_concurrent_calls_share_judge_batches():
     import threading
     import time
 
-    from sgpo.integrations.verl.reward import _Batcher
+    from sgpo.integrations.verl.batching import Batcher
     from sgpo.judges.base import JudgeRequest, Verdict
 
     class SlowJudge:
@@ -208,7 +226,7 @@ def test_concurrent_calls_share_judge_batches():
             return [Verdict(int(r.problem) % len(r.steps), len(r.steps)) for r in requests]
 
     judge = SlowJudge()
-    batcher = _Batcher(judge, GradingSettings("sgpo", ShapingParams(), "line"), wait_s=0.02)
+    batcher = Batcher(judge, GradingSettings("sgpo", ShapingParams(), "line"), wait_s=0.02)
     slots = [None] * 24
 
     def ask(i):
@@ -239,3 +257,13 @@ def test_validation_rows_are_verified_not_judged():
 def test_math_without_a_judge_config_says_what_to_set():
     with pytest.raises(ValueError, match="cannot build its step judge"):
         compute_score("sgpo/math", "\\boxed{2}", "3", {"question": "1 + 1?"})
+
+
+def test_a_verl_hosted_judge_needs_the_llm_http_kind():
+    """With ``reward_router_address`` (verl hosts a judge model), a judge of another kind is refused in one line."""
+    problems, _ = scenario()
+    p = problems[0]
+    with pytest.raises(ConfigError, match="verl hosts a judge model .* judge.kind=rule") as e:
+        compute_score("sgpo/arith", wrong_at(p, 1), p.answer, {"question": p.question},
+                      reward_router_address="127.0.0.1:1", judge={"kind": "rule"})
+    assert "\n" not in str(e.value)

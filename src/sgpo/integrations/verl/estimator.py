@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import torch
 
 from sgpo.core import SCALES, SCOPES, classify_groups, group_advantages, is_correct, judge_mask, known_rewards, restrict_to_scope
+from sgpo.errors import ConfigError
 
 #: The estimator's name in verl's registry (``algorithm.adv_estimator=sgpo``).
 NAME = "sgpo"
@@ -161,6 +162,35 @@ def sgpo_verl_advantages(
     return VerlAdvantages(advantages, rewards, known_all, outcomes, stats)
 
 
+def session_rows(keys: Sequence[str]) -> tuple[list[int], list[int]]:
+    """The sessions of verl's v1 batch: its final outputs, and the session of every row.
+
+    ``keys``: [B] verl v1 row keys ``{uid}_{session_id}_{index}`` (``agent_loop_tq``: one session per
+    sample of ``rollout.n``; an agent loop may return several outputs per session, ``index`` 0, 1, ...).
+
+    Returns ``final`` ([S] the row of each session's last output, sessions in order of first
+    appearance) and ``session`` ([B] each row's position in ``final``) -- the selection verl's
+    ``compute_advantage_for_multi_trajectories`` makes for GRPO.
+    """
+    last: dict[str, tuple[int, int]] = {}  # session key -> (output index, row)
+    of_row = []
+    for row, key in enumerate(keys):
+        fields = str(key).rsplit("_", 2)
+        if len(fields) != 3 or not fields[2].lstrip("-").isdigit():
+            raise ValueError(f"verl batch key {key!r} is not '{{uid}}_{{session_id}}_{{index}}'")
+        session, index = f"{fields[0]}_{fields[1]}", int(fields[2])
+        of_row.append(session)
+        if session not in last or last[session][0] < index:
+            last[session] = (index, row)
+    position = {session: i for i, session in enumerate(last)}
+    return [row for _, row in last.values()], [position[s] for s in of_row]
+
+
+#: ``algorithm.filter_groups.metric`` values that read the graded reward: ``reward`` (verl's summed
+#: ``rm_scores``) and ``score`` (the reward function's field of the same number).
+FILTER_METRICS = ("reward", "score")
+
+
 def _get(config: Any, key: str, default: Any = None) -> Any:
     if config is None:
         return default
@@ -178,19 +208,29 @@ def options_from_config(config: Any, norm_adv_by_std_in_grpo: bool | None = None
     an optional ``algorithm.sgpo`` section (``+algorithm.sgpo.scope=all_incorrect`` on the command
     line) may set ``scope``, ``scale`` and ``eps``. ``algorithm.use_kl_in_reward=True`` is refused:
     it subtracts a KL penalty from the token rewards, so their sum is no longer the score that
-    tells a correct response (1) from a graded wrong one.
+    tells a correct response (1) from a graded wrong one. ``algorithm.filter_groups`` (DAPO's dynamic
+    sampling, v1 trainer) must filter on the graded reward (``metric`` in :data:`FILTER_METRICS`):
+    on ``acc`` it would evict every all-negative group. Refusals raise :class:`ConfigError`.
     """
     if _get(config, "use_kl_in_reward", False):
-        raise ValueError(
+        raise ConfigError(
             "algorithm.adv_estimator=sgpo needs algorithm.use_kl_in_reward=False: the in-reward KL penalty changes "
             "the summed token rewards, so a correct response (score 1) can no longer be told from a graded wrong "
             "one; use the actor's KL loss instead (actor_rollout_ref.actor.use_kl_loss=True)"
+        )
+    filter_groups = _get(config, "filter_groups", None)
+    metric = _get(filter_groups, "metric", "reward")
+    if _get(filter_groups, "enable", False) and metric not in FILTER_METRICS:
+        raise ConfigError(
+            f"algorithm.adv_estimator=sgpo refuses algorithm.filter_groups.metric={metric}: verl evicts every group "
+            f"whose {metric} is the same across its responses, so every all-negative group -- the groups SGPO grades -- "
+            "is thrown away; filter on the graded reward (algorithm.filter_groups.metric=reward) or disable filter_groups"
         )
     norm = norm_adv_by_std_in_grpo if norm_adv_by_std_in_grpo is not None else _get(config, "norm_adv_by_std_in_grpo", True)
     section = _get(config, NAME, {}) or {}
     unknown = set(section) - {"scope", "scale", "eps"}
     if unknown:
-        raise ValueError(f"unknown keys in algorithm.{NAME}: {sorted(unknown)}; valid: eps, scale, scope")
+        raise ConfigError(f"unknown keys in algorithm.{NAME}: {sorted(unknown)}; valid: eps, scale, scope")
     return {
         "scope": section.get("scope", "all_negative"),
         "scale": section.get("scale", "group" if norm else "none"),
@@ -198,4 +238,5 @@ def options_from_config(config: Any, norm_adv_by_std_in_grpo: bool | None = None
     }
 
 
-__all__ = ["NAME", "UNKNOWN_SCORE", "VerlAdvantages", "group_rows", "options_from_config", "sgpo_verl_advantages"]
+__all__ = ["FILTER_METRICS", "NAME", "UNKNOWN_SCORE", "VerlAdvantages", "group_rows", "options_from_config",
+           "session_rows", "sgpo_verl_advantages"]

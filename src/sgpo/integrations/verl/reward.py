@@ -1,11 +1,13 @@
 """``compute_score`` for verl's ``reward.custom_reward_function``: outcome + step-judge grade of one response.
 
     reward.custom_reward_function.path=pkg://sgpo.integrations.verl.reward
-    reward.custom_reward_function.name=compute_score
+    reward.custom_reward_function.name=compute_score_async
     +reward.custom_reward_function.reward_kwargs.judge_config=/abs/path/judge.yaml
 
-verl calls ``compute_score(data_source, solution_str, ground_truth, extra_info)`` once per response,
-merged with ``reward_kwargs``, in its reward-loop workers (threads of several processes). The
+verl calls the reward function ``(data_source, solution_str, ground_truth, extra_info)`` once per
+response, merged with ``reward_kwargs``, in its reward-loop workers: ``compute_score_async`` is
+awaited on the worker's event loop, ``compute_score`` (same fields) runs in its thread pool, which
+caps how many wrong responses share a judge batch (see :mod:`sgpo.integrations.verl.batching`). The
 response is verified with the task's own verifier (the arithmetic task's, or the math task's
 ``\\boxed{}`` + math-verify check); a correct one scores 1. verl shows the reward function no
 group, so a wrong one is always sent to the step judge and scores f(RTS) < 1
@@ -34,21 +36,34 @@ works too). :mod:`sgpo.integrations.verl.data` writes sgpo tasks in that layout.
 * ``unjudged_splits`` (default ``[val, validation, test]``): rows whose ``extra_info["split"]`` is
   one of these are verl's validation data and are only verified, never judged (verl tells a reward
   function nothing else about validation); ``[]`` judges every row.
+* ``group_wait_s`` (300): read by :mod:`sgpo.integrations.verl.manager` only (how long a wrong
+  response waits for its group's outcomes before it is judged anyway).
+
+**A judge model hosted by verl** (``reward.reward_model.enable=True``, ``reward.reward_model.model_path``):
+verl serves it (vLLM/SGLang) behind a router and passes ``reward_router_address`` (``host:port``)
+and ``reward_model_tokenizer`` to this function. The step judge is then ``llm_http`` at
+``http://{reward_router_address}/v1``: sgpo's prompt, parsing, voting and failure rules, with the
+``llm`` and ``http`` settings (timeouts, retries, concurrency, ``model``) of ``judge_config`` /
+``judge``; the router address replaces ``http.base_url``, and without ``http.model`` the model is
+the one the router lists. A ``judge.kind`` other than ``llm_http`` next to a hosted judge is an
+error (the hosted model would sit unused). The tokenizer is not needed: the server applies the
+judge model's chat template.
 
 The judge is built once per process and settings. Each call returns ``score`` (1, f(RTS), 0 for a
 wrong validation row, or ``UNKNOWN_SCORE``), ``acc`` (the outcome), ``first_error`` (-1: none
 found or not judged), ``n_steps``, ``rts``, ``judge_status``
-(``skipped`` for a correct response, ``no_steps``, or the verdict's ``ok``/``invalid``/``error``/
-``timeout``), ``judged`` (1 if the response was sent to the judge) and ``verify_status``.
+(``skipped`` for a correct response, ``no_steps``, ``mixed_group`` from sgpo's reward manager, or
+the verdict's ``ok``/``invalid``/``error``/``timeout``), ``judged`` (1 if the response was sent to the judge) and ``verify_status``.
 :func:`judge_stats` has this process's counts.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -56,24 +71,32 @@ from typing import Any
 import torch
 
 from sgpo.core import ShapingParams, graded_reward
-from sgpo.grading import GradingSettings, judge_requests, request
+from sgpo.errors import ConfigError
+from sgpo.grading import GradingSettings, request
+from sgpo.integrations.verl.batching import AsyncBatcher, Batcher, Slot
 from sgpo.integrations.verl.estimator import UNKNOWN_SCORE
-from sgpo.judges.base import INVALID, JudgeRequest, Verdict
+from sgpo.judges.base import INVALID, JudgeRequest
 from sgpo.tasks.base import Problem
 
 logger = logging.getLogger("sgpo.verl")
 
 TASKS = ("auto", "arith", "math")
-#: Keyword arguments verl itself may pass to a reward function; not ours, ignored.
-_VERL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
 _OPTIONS = frozenset({"task", "judge_config", "judge", "mapping", "mapping_params", "step_mode", "max_steps",
-                      "math_timeout_s", "batch_wait_s", "unjudged_splits"})
+                      "math_timeout_s", "batch_wait_s", "unjudged_splits", "group_wait_s"})
+#: ``extra_info`` key set by :mod:`sgpo.integrations.verl.manager`: ``True``, verify only (a response that
+#: would be judged comes back with ``judge_status`` :data:`DEFERRED`, score 0); :data:`JUDGE_NOW`, the
+#: second pass of a deferred response (judged; not counted again in :data:`STATS`).
+DEFER_KEY = "sgpo_defer_judge"
+DEFERRED = "deferred"
+JUDGE_NOW = "judge"
 #: Rows whose ``extra_info["split"]`` is one of these are held-out data (verl's validation): only
 #: their outcome matters (verl's ``val-core`` metrics read ``acc``), so they are not judged.
 UNJUDGED_SPLITS = ("val", "validation", "test")
 
 #: This process's counts over all calls: ``responses``, ``correct``, ``judged`` (sent to the judge),
-#: ``judge_failures`` (sent, no usable verdict), ``no_steps``, ``judge_batches`` (judge calls).
+#: ``judge_failures`` (sent, no usable verdict), ``no_steps``, ``judge_batches`` (judge calls),
+#: ``group_skipped`` (wrong responses sgpo's reward manager left unjudged: a sibling was correct),
+#: ``group_board_failures`` (its board could not be reached: judged without it).
 STATS: Counter[str] = Counter()
 _STATS_LOCK = threading.Lock()
 
@@ -90,68 +113,11 @@ def _count(**deltas: int) -> None:
 
 
 @dataclass
-class _Slot:
-    request: JudgeRequest
-    done: bool = False
-    verdict: Verdict | None = None
-    rts: float = 0.0
-    ok: bool = False
-
-
-class _Batcher:
-    """Hands the judge the wrong responses of concurrent calls as one batch, one batch at a time.
-
-    verl runs ``compute_score`` in a thread pool; a thread that finds the judge idle waits
-    ``wait_s`` for the others' requests, judges everything pending in one ``judge_requests`` call
-    (the HTTP judge sends a batch concurrently) and hands each thread its verdict; threads whose
-    requests arrive meanwhile go in the next batch. One batch at a time also keeps judges that are
-    not thread-safe (the verdict cache) safe.
-    """
-
-    def __init__(self, judge, settings: GradingSettings, wait_s: float):
-        self.judge, self.settings, self.wait_s = judge, settings, wait_s
-        self._pending: list[_Slot] = []
-        self._cv = threading.Condition()
-        self._busy = False
-
-    def ask(self, req: JudgeRequest) -> _Slot:
-        slot = _Slot(req)
-        with self._cv:
-            self._pending.append(slot)
-            while self._busy and not slot.done:
-                self._cv.wait()
-            if slot.done:  # judged in a batch another thread ran
-                return slot
-            self._busy = True
-        try:
-            if self.wait_s > 0:
-                time.sleep(self.wait_s)
-            with self._cv:
-                batch, self._pending = self._pending, []
-            self._run(batch)
-        finally:
-            with self._cv:
-                self._busy = False
-                self._cv.notify_all()
-        return slot
-
-    def _run(self, batch: list[_Slot]) -> None:
-        try:
-            judged = judge_requests(self.judge, [s.request for s in batch], self.settings, log=logger.warning)
-            results = zip(judged.verdicts, judged.rts.tolist(), judged.ok.tolist())
-            _count(judge_batches=1 if judged.calls else 0)
-        except Exception as e:  # judge_requests does not raise for a judge failure; be safe anyway
-            results = ((Verdict.failed(len(s.request.steps), "error", raw=repr(e)), 0.0, False) for s in batch)
-        for s, (verdict, rts, ok) in zip(batch, results):
-            s.verdict, s.rts, s.ok, s.done = verdict, rts, ok, True
-
-
-@dataclass
 class _Grader:
     task: Any
     task_name: str
     settings: GradingSettings
-    batcher: _Batcher
+    batcher: Batcher
 
 
 _GRADERS: dict[str, _Grader] = {}
@@ -166,10 +132,11 @@ def _task_name(option: str, data_source: str) -> str:
     return "arith" if "arith" in str(data_source).lower() else "math"
 
 
-def _judge_config(options: dict[str, Any]):
+def _judge_config(options: dict[str, Any], router: str | None = None):
+    """The judge config of ``reward_kwargs``; pointed at verl's reward-model router when there is one."""
     from sgpo.judges.config import JudgeConfig, load_judge_config
 
-    base = load_judge_config(options["judge_config"]).model_dump() if options.get("judge_config") else {}
+    base = load_judge_config(options["judge_config"]).model_dump(exclude_unset=True) if options.get("judge_config") else {}
     over = _plain(options.get("judge") or {})
 
     def merge(a: dict, b: dict) -> dict:
@@ -178,7 +145,15 @@ def _judge_config(options: dict[str, Any]):
             out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
         return out
 
-    return JudgeConfig.model_validate(merge(base, over))
+    raw = merge(base, over)
+    if router:
+        kind = raw.get("kind", "llm_http")
+        if kind != "llm_http":
+            raise ConfigError(f"verl hosts a judge model (reward_router_address={router}) but sgpo's judge.kind={kind}; "
+                              "set judge.kind=llm_http (or leave it unset) to judge with it, or disable "
+                              "reward.reward_model.enable")
+        raw = merge(raw, {"kind": "llm_http", "http": {"base_url": f"http://{router}/v1"}})
+    return JudgeConfig.model_validate(raw)
 
 
 def _plain(value: Any) -> Any:
@@ -195,8 +170,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _grader(task_name: str, options: dict[str, Any]) -> _Grader:
-    key = json.dumps([task_name, options], sort_keys=True, default=str)
+def _grader(task_name: str, options: dict[str, Any], router: str | None = None) -> _Grader:
+    key = json.dumps([task_name, options, router], sort_keys=True, default=str)
     with _GRADERS_LOCK:
         grader = _GRADERS.get(key)
         if grader is not None:
@@ -209,7 +184,7 @@ def _grader(task_name: str, options: dict[str, Any]) -> _Grader:
             from sgpo.tasks.math_task import MathTask
 
             task = MathTask(timeout_s=float(options.get("math_timeout_s", 5.0)))
-        judge_cfg = _judge_config(options)
+        judge_cfg = _judge_config(options, router)
         max_steps = options.get("max_steps", judge_cfg.max_steps)
         params = ShapingParams(scope="all_incorrect", mapping=options.get("mapping", "logistic"),
                                mapping_params=dict(options.get("mapping_params") or {}))
@@ -226,7 +201,8 @@ def _grader(task_name: str, options: dict[str, Any]) -> _Grader:
         except Exception as e:
             raise ValueError(f"sgpo's reward function cannot build its step judge for task {task_name!r} from "
                              f"reward_kwargs judge_config / judge: {e}") from e
-        grader = _Grader(task, task_name, settings, _Batcher(judge, settings, float(options.get("batch_wait_s", 0.02))))
+        batcher = Batcher(judge, settings, float(options.get("batch_wait_s", 0.02)), log=logger.warning, count=_count)
+        grader = _Grader(task, task_name, settings, batcher)
         _GRADERS[key] = grader
         return grader
 
@@ -239,16 +215,16 @@ def _field(extra_info: dict, *names: str) -> str | None:
     return None
 
 
-def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None,
-                  **kwargs: Any) -> dict[str, Any]:
-    """Score one response (see the module docstring for the fields and ``reward_kwargs``)."""
-    options = {k: _plain(v) for k, v in kwargs.items() if k not in _VERL_KWARGS}
+def _prepare(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None,
+             router: str | None, kwargs: dict) -> tuple[dict[str, Any], JudgeRequest | None, _Grader]:
+    """Verify one response and build its judge request: (fields, request or None if no judge is needed, grader)."""
+    options = {k: _plain(v) for k, v in kwargs.items()}
     unknown = set(options) - _OPTIONS
     if unknown:
         raise ValueError(f"unknown sgpo reward_kwargs {sorted(unknown)}; valid: {', '.join(sorted(_OPTIONS))}")
     extra_info = dict(extra_info or {})
     task_name = _task_name(options.get("task", "auto"), data_source)
-    grader = _grader(task_name, options)
+    grader = _grader(task_name, options, router)
 
     question = _field(extra_info, "question", "problem")
     reference = _field(extra_info, "reference", "solution")
@@ -267,15 +243,16 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
         correct = grader.task.verify(solution_str, problem) >= 1.0
         verify_status = "correct" if correct else "wrong"
     req = request(problem, solution_str, grader.settings)
-    n_steps = len(req.steps)
-    out = {"score": 1.0, "acc": 1.0, "first_error": -1, "n_steps": n_steps, "rts": 0.0,
+    out = {"score": 1.0, "acc": 1.0, "first_error": -1, "n_steps": len(req.steps), "rts": 0.0,
            "judge_status": "skipped", "judged": 0, "verify_status": verify_status}
-    _count(responses=1, correct=int(correct))
+    defer = extra_info.get(DEFER_KEY)
+    if defer != JUDGE_NOW:
+        _count(responses=1, correct=int(correct))
     if correct:
-        return out
+        return out, None, grader
     out.update(score=0.0, acc=0.0)
     if str(extra_info.get("split", "")).lower() in [str(x).lower() for x in options.get("unjudged_splits", UNJUDGED_SPLITS)]:
-        return out  # held-out data: the outcome is all that is measured
+        return out, None, grader  # held-out data: the outcome is all that is measured
     if question is None:
         raise ValueError(
             "sgpo's reward function needs the problem text for the step judge in extra_info['question'] "
@@ -284,8 +261,15 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     if not req.steps:  # never sent to the judge, and a failure all the same (sgpo.grading)
         out.update(score=UNKNOWN_SCORE, judge_status="no_steps")
         _count(no_steps=1)
-        return out
-    slot = grader.batcher.ask(req)
+        return out, None, grader
+    if defer is True:  # sgpo's reward manager asks first, and judges only if the group needs it
+        out["judge_status"] = DEFERRED
+        return out, None, grader
+    return out, req, grader
+
+
+def _finish(out: dict[str, Any], slot: Slot, grader: _Grader) -> dict[str, Any]:
+    """The fields of a judged wrong response: its graded score, or UNKNOWN_SCORE without a usable verdict."""
     verdict = slot.verdict
     out.update(judged=1, judge_status=verdict.status if verdict is not None else "error")
     if slot.ok and verdict is not None:
@@ -301,4 +285,29 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     return out
 
 
-__all__ = ["STATS", "TASKS", "compute_score", "judge_stats"]
+def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None,
+                  reward_router_address: str | None = None, reward_model_tokenizer: Any = None,
+                  **kwargs: Any) -> dict[str, Any]:
+    """Score one response (see the module docstring for the fields and ``reward_kwargs``)."""
+    out, req, grader = _prepare(data_source, solution_str, ground_truth, extra_info, reward_router_address, kwargs)
+    return out if req is None else _finish(out, grader.batcher.ask(req), grader)
+
+
+async def compute_score_async(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None,
+                              reward_router_address: str | None = None, reward_model_tokenizer: Any = None,
+                              **kwargs: Any) -> dict[str, Any]:
+    """:func:`compute_score` for verl's event loop (verl awaits an ``async def`` reward function).
+
+    Verification runs in the loop's thread pool, as verl runs a plain function; the wait for the
+    judge holds no thread, so every wrong response the worker is scoring at once goes into one judge
+    batch (:class:`~sgpo.integrations.verl.batching.AsyncBatcher`), not only as many as the pool has threads.
+    """
+    loop = asyncio.get_running_loop()
+    out, req, grader = await loop.run_in_executor(None, functools.partial(
+        _prepare, data_source, solution_str, ground_truth, extra_info, reward_router_address, kwargs))
+    if req is None:
+        return out
+    return _finish(out, await AsyncBatcher.of(grader.batcher, loop).ask(req), grader)
+
+
+__all__ = ["DEFERRED", "DEFER_KEY", "JUDGE_NOW", "STATS", "TASKS", "compute_score", "compute_score_async", "judge_stats"]
