@@ -27,8 +27,10 @@ PATH="$DIR/main/bin:$PATH" "$DIR/main/bin/python" -m pytest -p no:cacheprovider 
 SGPO_VERL_VENV="$DIR/verl" SGPO_VERL_PINS="$DIR/verl-newest.txt" bash scripts/verl_env.sh "$@" || status=$?
 "$DIR/verl/bin/python" -m pip freeze --exclude-editable > "$DIR/verl-freeze.txt"
 
-echo "== newer than the lock (main environment):"
-diff <(grep '==' constraints.txt | sort) <(sort "$DIR/main-freeze.txt") | grep '^>' || echo "   none"
-echo "== newer than the lock (verl environment):"
-diff <(grep '==' scripts/verl-constraints.txt | sort) <(sort "$DIR/verl-freeze.txt") | grep '^>' || echo "   none"
+# Names normalised (PEP 503) and local labels (+cpu) dropped, so only real version differences show.
+normal() { grep '==' "$1" | awk -F'==' '{n=tolower($1); gsub(/[-_.]+/,"-",n); v=$2; sub(/[+ ;].*/,"",v); print n"=="v}' | sort; }
+echo "== not as in the lock (main environment):"
+diff <(normal constraints.txt) <(normal "$DIR/main-freeze.txt") | grep '^>' || echo "   none"
+echo "== not as in the lock (verl environment):"
+diff <(normal scripts/verl-constraints.txt) <(normal "$DIR/verl-freeze.txt") | grep '^>' || echo "   none"
 exit "$status"

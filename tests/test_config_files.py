@@ -30,7 +30,7 @@ BAD = {
                 "): unknown key 'http.bogus'; valid keys here: base_url, model, api_key_env, "),
     "unknown-in-train-config": ("algorithm: {method: sgpo}\njudge: {kind: rule, nope: 1}\n",
                                 "): unknown key 'judge.nope'; valid keys here: kind, llm, http, "),
-    "bad-value": ("kind: oracle\n", "): kind: Input should be 'rule', 'llm_http', 'llm_local' or 'prm' (got 'oracle')"),
+    "bad-value": ("kind: oracle\n", "): kind: Input should be 'rule', 'llm_http', 'llm_local', 'prm' or 'rollout' (got 'oracle')"),
     "not-a-mapping": ("- kind: rule\n", ": the top level must be a mapping of keys, got list"),
 }
 

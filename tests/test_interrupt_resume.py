@@ -10,6 +10,7 @@ import signal
 import pytest
 from testkit import assert_resume_is_exact, comparable, sgpo_cli, tiny_overrides, train_killed_after_checkpoint
 
+from sgpo.errors import ConfigError
 from sgpo.judges import CachedJudge, JudgeRequest, NoisyJudge, Verdict
 from sgpo.judges.state import judge_state, load_judge_state
 from sgpo.train.metrics import read_jsonl
@@ -83,8 +84,38 @@ def test_judge_state_round_trip_gives_the_same_verdicts():
 
 
 def test_judge_state_refuses_another_judge():
-    with pytest.raises(ValueError, match="not the same judge"):
+    with pytest.raises(ConfigError, match="resume needs the judge the checkpoint was made with"):
         load_judge_state(Echo(), judge_state(CachedJudge(Echo())))
+
+
+class Lazy:
+    """Like LazyPRMJudge: its ``.inner`` appears only once the model has loaded."""
+
+    def __init__(self):
+        self.inner = None
+
+    def judge(self, requests):
+        self.inner = self.inner or Echo()
+        return self.inner.judge(requests)
+
+
+def test_judge_state_loads_into_a_lazy_judge_that_has_not_loaded_yet():
+    judge = CachedJudge(Lazy())
+    judge.judge(_requests(4))  # loaded: the chain is cache -> lazy -> model
+    saved = judge_state(judge)
+    fresh = CachedJudge(Lazy())  # a resumed run: cache -> lazy, nothing loaded
+    load_judge_state(fresh, saved)
+    assert judge_state(fresh) == saved
+
+
+def test_a_checkpoint_from_before_new_config_keys_still_resumes():
+    from sgpo.train.config import Config
+    from sgpo.train.run_dir import config_diff, saved_config
+
+    old = Config().model_dump(mode="json")
+    del old["train"]["max_skipped_steps"], old["judge"]["rollout"]  # keys added after it was written
+    assert config_diff(saved_config({"config": old}), Config().model_dump(mode="json")) == []
+    assert config_diff(old, Config().model_dump(mode="json")) != []  # what resume compared before
 
 
 def test_ctrl_c_in_any_command_is_one_line_and_exit_130(monkeypatch, capsys):

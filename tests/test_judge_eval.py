@@ -125,3 +125,12 @@ def test_sgpo_judge_cli_writes_verdicts_and_stats(tmp_path, capsys):
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"problem": "p"}])
     assert main(["judge", str(bad)]) == 2
     assert f"{bad}:1: needs the response" in capsys.readouterr().err
+
+
+def test_the_rollout_judge_is_refused_where_no_policy_can_drive_it():
+    from sgpo.errors import ConfigError
+    from sgpo.judges.judge_eval import resolve_judge
+
+    with pytest.raises(ConfigError, match="--judge rollout needs a policy to sample from"):
+        resolve_judge("rollout")
+    assert resolve_judge("rule")[0] == "rule"  # the other kinds still resolve

@@ -149,22 +149,22 @@ class RolloutJudgeConfig(_Section):
     (:mod:`sgpo.judges.montecarlo`). Needs no judge model; costs sampled tokens (logged as
     ``judge/sampled_tokens``). The trainer binds the live policy; elsewhere the judge fails every verdict."""
 
-    n: int = Field(default=1, ge=1)
+    n: int = Field(default=1, ge=1, le=1024)
     """Completions per probed prefix (N)."""
-    min_success: int = Field(default=1, ge=1)
+    min_success: int = Field(default=1, ge=1, le=1024)
     """A prefix is right when at least this many of its N completions reach the answer (<= n)."""
     temperature: float = Field(default=0.0, ge=0.0)
     """Sampling temperature of the completions; 0 is greedy (then n=1 is enough: completions are identical).
     Greedy is the default because on the arithmetic task it gave the best F1 at the lowest cost
     (BENCHMARKS.md, judge quality): a tiny policy's greedy continuation of a right prefix is almost always right."""
-    max_new_tokens: int | None = Field(default=None, ge=1)
+    max_new_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
     """Longest completion; None: the trainer's ``rollout.max_new_tokens``."""
-    max_tokens_per_verdict: int | None = Field(default=None, ge=1)
+    max_tokens_per_verdict: int | None = Field(default=None, ge=1, le=MAX_BATCH * MAX_TOKENS)
     """Most sampled tokens one verdict may cost; a probe that could exceed it is not started and the
     verdict fails as ``timeout`` (the response keeps its outcome reward). None: no cap."""
-    batch_size: int = Field(default=512, ge=1)
+    batch_size: int = Field(default=512, ge=1, le=MAX_BATCH)
     """Sequences per generate call."""
-    seed: int = 0
+    seed: Seed = 0
     """Seed of the completions' own RNG (the training sampler's RNG is left untouched)."""
 
 
@@ -266,7 +266,7 @@ def build_base_judge(cfg: JudgeConfig, task: "Task | None" = None) -> StepJudge:
         if task is None:
             raise ValueError("judge.kind=rollout needs a task (its outcome verifier decides which completions are right)")
         if ro.min_success > ro.n:
-            raise ValueError(f"judge.rollout.min_success ({ro.min_success}) must be <= judge.rollout.n ({ro.n})")
+            raise ConfigError(f"judge.rollout.min_success ({ro.min_success}) must be <= judge.rollout.n ({ro.n})")
         return RolloutJudge(task_verifier(task), ro.n, ro.min_success, ro.max_tokens_per_verdict,
                             "\n" if getattr(task, "step_mode", "line") == "line" else "\n\n", ro.seed)
     raise ValueError(f"unknown judge kind {cfg.kind!r}; choose one of: {', '.join(JUDGE_KINDS)}")  # pragma: no cover

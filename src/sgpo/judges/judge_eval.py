@@ -72,6 +72,9 @@ def resolve_judge(spec: str, task=None, cache: bool | None = False) -> tuple[str
     def build(cfg: JudgeConfig) -> StepJudge:
         return build_judge(cfg if cache is None else cfg.model_copy(update={"cache": cache}), task)
 
+    if spec == "rollout":  # its verdicts come from the policy being trained; judge-eval has none to give it
+        raise ConfigError("--judge rollout needs a policy to sample from; measure it with "
+                          "benchmarks/judge_quality.py mc, or evaluate a judge trained on its labels")
     if spec in JUDGE_KINDS:
         return name, build(JudgeConfig(kind=spec))
     path = Path(spec)

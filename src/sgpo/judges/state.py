@@ -10,6 +10,8 @@ A judge or wrapper whose future verdicts depend on what it has done so far imple
 
 from __future__ import annotations
 
+from sgpo.errors import ConfigError
+
 
 def _chain(judge: object) -> list[object]:
     nodes, seen = [], set()
@@ -20,16 +22,23 @@ def _chain(judge: object) -> list[object]:
     return nodes
 
 
+def _stateful(judge: object | None) -> list[object]:
+    # Only the layers with state: a lazy wrapper's ``.inner`` exists once its model has loaded, so
+    # the full chain of a resumed judge can be shorter than the saved one while the state is the same.
+    return [node for node in _chain(judge) if hasattr(node, "state_dict")]
+
+
 def judge_state(judge: object | None) -> list[dict | None]:
-    """The state of ``judge`` and of everything it wraps, outermost first."""
-    return [node.state_dict() if hasattr(node, "state_dict") else None for node in _chain(judge)]
+    """The state of every layer of ``judge`` that has one, outermost first."""
+    return [node.state_dict() for node in _stateful(judge)]
 
 
 def load_judge_state(judge: object | None, states: list[dict | None]) -> None:
     """Restore what :func:`judge_state` saved into a judge built the same way."""
-    nodes = _chain(judge)
+    states = [s for s in states if s is not None]  # checkpoints written with a None per stateless layer
+    nodes = _stateful(judge)
     if len(nodes) != len(states):
-        raise ValueError(f"the saved judge state has {len(states)} layers, this judge {len(nodes)}: not the same judge")
+        raise ConfigError(f"the checkpoint holds the state of {len(states)} judge layers, this judge has {len(nodes)}: "
+                          "resume needs the judge the checkpoint was made with")
     for node, state in zip(nodes, states):
-        if state is not None:
-            node.load_state_dict(state)
+        node.load_state_dict(state)

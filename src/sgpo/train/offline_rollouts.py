@@ -27,6 +27,7 @@ from sgpo.rollouts_file import RolloutRecord, tokenizer_fingerprint
 from sgpo.rollouts_writer import RolloutsWriter
 from sgpo.sampling import generate, layout, on_responses, to_device, token_logprobs_chunked, unpack
 from sgpo.train.config import Config
+from sgpo.train.prefix_sampler import bind_rollout_judge
 from sgpo.train.setup import autocast, bf16_supported, make_task, pick_device, prompt_for
 from sgpo.train.sft import initial_policy, warmup_key
 
@@ -60,6 +61,8 @@ def roll_out(cfg: Config, out: str | Path, split: str = "train", n_problems: int
     policy, tokenizer = initial_policy(cfg, device, log, lora=False)
     policy.eval()
     prompt = prompt_for(cfg, task, tokenizer)
+    if step_judge is not None:  # a Monte-Carlo judge samples its completions from this policy
+        bind_rollout_judge(step_judge, cfg, policy, tokenizer, prompt, device)
     bf16 = cfg.train.bf16 and bf16_supported(device)
     # Every sequence is laid out as prompt_width + max_new_tokens columns when its log-probs are
     # taken, here and in offline training, so bf16 gives the same numbers in both.

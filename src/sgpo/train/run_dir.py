@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sgpo.errors import ConfigError, MissingInputError
 from sgpo.outputs import check_out
+from sgpo.train.config import Config
 
 #: What a run writes into its directory; a fresh run refuses a directory holding any of them.
 RUN_FILES = ("config.yaml", "metrics.jsonl", "samples.jsonl", "report.md", "checkpoints", "plots", "tensorboard")
@@ -35,7 +36,18 @@ LOCK = ".sgpo.lock"
 SCHEDULE_KEYS = frozenset({"train.steps", "train.eval_every", "train.save_every", "train.log_samples",
                            "train.progress", "train.tensorboard",
                            # When to warn about, or stop for, a failing judge: raised to resume after an outage.
-                           "judge.warn_failure_frac", "judge.max_failure_frac"})
+                           "judge.warn_failure_frac", "judge.max_failure_frac",
+                           # How many non-finite updates in a row stop a run: raised to resume after a stop.
+                           "train.max_skipped_steps",
+                           # How the judge server is reached: after an outage it may be back elsewhere or slower.
+                           *(f"judge.http.{k}" for k in ("base_url", "timeout_s", "max_retries", "backoff_s",
+                                                          "backoff_max_s", "retry_timeouts", "concurrency", "api_key_env"))})
+
+
+def saved_config(state: dict) -> dict:
+    """The config a checkpoint was made with, keys added since then at their defaults (they did not
+    exist, so the run behaved as their defaults do)."""
+    return Config.model_validate(state.get("config", {})).model_dump(mode="json")
 
 
 def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:

@@ -40,7 +40,7 @@ from sgpo.train.judge_watch import JudgeWatch
 from sgpo.train.measures import evaluate, is_ratio_stats, no_update, sample_records, sampling_precision
 from sgpo.train.metrics import MetricsWriter, read_jsonl, truncate_jsonl
 from sgpo.train.prefix_sampler import bind_rollout_judge
-from sgpo.train.run_dir import SCHEDULE_KEYS, RunDir, config_diff
+from sgpo.train.run_dir import SCHEDULE_KEYS, RunDir, config_diff, saved_config
 from sgpo.train.setup import autocast, make_task, pick_device, prompt_for, seed_everything
 from sgpo.train.sft import initial_policy
 
@@ -129,7 +129,7 @@ class Trainer:
         if ckpt is None:
             raise MissingInputError(f"no complete checkpoint under {self.run_dir / 'checkpoints'} to resume from")
         state = load_trainer_state(ckpt)
-        changed = [k for k in config_diff(state.get("config", {}), self.cfg.model_dump(mode="json")) if k not in SCHEDULE_KEYS]
+        changed = [k for k in config_diff(saved_config(state), self.cfg.model_dump(mode="json")) if k not in SCHEDULE_KEYS]
         if changed:
             raise ConfigError(f"{ckpt} was saved by a run with another config ({', '.join(changed[:8])} differ from "
                               f"{self.run_dir / 'config.yaml'}); resume needs the config the checkpoint was made with")

@@ -70,6 +70,7 @@ from typing import Any
 
 import torch
 
+from sgpo.configfile import validate
 from sgpo.core import ShapingParams, graded_reward
 from sgpo.errors import ConfigError
 from sgpo.grading import GradingSettings, request
@@ -153,7 +154,10 @@ def _judge_config(options: dict[str, Any], router: str | None = None):
                               "set judge.kind=llm_http (or leave it unset) to judge with it, or disable "
                               "reward.reward_model.enable")
         raw = merge(raw, {"kind": "llm_http", "http": {"base_url": f"http://{router}/v1"}})
-    return JudgeConfig.model_validate(raw)
+    if raw.get("kind") == "rollout":  # it samples from the policy being trained, which verl's reward workers do not hold
+        raise ConfigError("judge.kind=rollout needs the trained policy, which verl's reward function does not have; "
+                          "use it with `sgpo train`, or train a judge on its labels (`sgpo train-judge --labels rollout`)")
+    return validate(JudgeConfig, raw, "verl reward_kwargs (judge_config / judge)", "judge.")
 
 
 def _plain(value: Any) -> Any:
