@@ -133,4 +133,4 @@ def test_the_rollout_judge_is_refused_where_no_policy_can_drive_it():
 
     with pytest.raises(ConfigError, match="--judge rollout needs a policy to sample from"):
         resolve_judge("rollout")
-    assert resolve_judge("rule")[0] == "rule"  # the other kinds still resolve
+    assert resolve_judge("first")[0] == "first"  # the other judges still resolve
