@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sgpo import curves
-from sgpo.report import plt
+from sgpo.evaluation import curves
+from sgpo.evaluation.report import plt
 
 ROOT = Path(__file__).resolve().parent.parent
 JUDGES_JSON = ROOT / "benchmarks" / "results" / "judge_quality" / "judges.json"

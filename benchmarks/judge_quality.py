@@ -26,7 +26,7 @@ log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
 
 def make_heldout(n_problems: int = 250) -> None:
-    from sgpo.datafiles import write_jsonl
+    from sgpo.files.rows import write_jsonl
     from sgpo.judge_training.arith_data import config_policy, corrupted_rows_for, sampled_rows
 
     cfg, model, tok, prompt = config_policy(log=log)

@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from sgpo import curves
-from sgpo.report import plt
+from sgpo.evaluation import curves
+from sgpo.evaluation.report import plt
 from sgpo.train.compare import default_config_path, default_target, gaps, over_seeds, summarize
 from sgpo.train.config import ConfigError, load_config
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from sgpo.judges.base import JudgeRequest
-from sgpo.sampling import generate
-from sgpo.steps import split_steps
+from sgpo.sampling.rollout import generate
+from sgpo.tasks.steps import split_steps
 from sgpo.train.checkpoint import load_policy_weights
 from sgpo.train.config import load_config
 from sgpo.train.setup import make_task, pick_device, prompt_for

@@ -78,7 +78,7 @@ def geometry(model: str, extra: list[str]) -> dict:
     from engines import config
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from sgpo.models import arith_tokenizer, tiny_policy
+    from sgpo.models.policies import arith_tokenizer, tiny_policy
     from sgpo.train.setup import make_task, prompt_for
 
     cfg = config(model, "grpo", extra)
@@ -215,7 +215,7 @@ def profile_cmd(model: str) -> None:
     from engines import config
     from torch.profiler import profile
 
-    from sgpo.sampling import generate
+    from sgpo.sampling.rollout import generate
     from sgpo.train.setup import autocast, make_task, prompt_for
     from sgpo.train.sft import initial_policy
 

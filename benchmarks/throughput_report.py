@@ -19,7 +19,7 @@ def _engine_rows(model_res: dict) -> dict[str, dict]:
 
 
 def report() -> None:
-    from sgpo.report import plt
+    from sgpo.evaluation.report import plt
 
     eng = json.loads((RESULTS / "engines.json").read_text())
     lines = [BEGIN, "## Throughput against GRPOTrainer and against the machine (issue 13)", "",

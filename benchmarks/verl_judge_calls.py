@@ -83,8 +83,8 @@ def score(cfg, data):
 
 def measure(path: Path, tokenizer_dir: Path, judge_yaml: Path) -> dict:
     from sgpo.core import classify_groups
-    from sgpo.models import arith_tokenizer
-    from sgpo.rollouts_file import read_rollouts
+    from sgpo.models.policies import arith_tokenizer
+    from sgpo.rollouts.file import read_rollouts
 
     rollouts = read_rollouts(path)
     G, records = rollouts.group_size, rollouts.records()
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import ray
 
-    from sgpo.models import arith_tokenizer
+    from sgpo.models.policies import arith_tokenizer
 
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False,
              object_store_memory=80 * 1024 * 1024)

@@ -65,8 +65,8 @@ def run(name: str, n: int, delay: float, tmp: Path) -> dict:
     from hydra import compose, initialize_config_dir
     from verl.experimental.reward_loop.reward_loop import RewardLoopWorker, migrate_legacy_reward_impl
 
-    from sgpo.models import arith_tokenizer
-    from sgpo.rollouts_file import RolloutRecord
+    from sgpo.models.policies import arith_tokenizer
+    from sgpo.rollouts.file import RolloutRecord
     from sgpo.tasks.arith import ArithTask
 
     server = SlowJudgeServer(delay)
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     parser.add_argument("--responses", type=int, default=96)
     parser.add_argument("--delay", type=float, default=0.3, help="seconds the judge server takes per request")
     args = parser.parse_args(argv)
-    from sgpo.models import arith_tokenizer
+    from sgpo.models.policies import arith_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         arith_tokenizer().save_pretrained(tmp)

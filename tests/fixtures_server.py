@@ -161,7 +161,7 @@ _SERVE = "import sys; from transformers.cli.transformers import main; sys.argv[0
 @pytest.fixture(scope="session")
 def smollm2_server(tmp_path_factory) -> RealServer:
     """``transformers serve`` on SmolLM2-135M-Instruct, started once per test session."""
-    from sgpo.packaged import ensure_cached
+    from sgpo.models.packaged import ensure_cached
 
     model_dir = str(ensure_cached("smollm2"))  # ~20 s the first time, then instant
     port = free_port()

@@ -8,10 +8,10 @@ import math
 import pytest
 from testkit import G, group, sgpo_cli, sigmoid, write_file
 
-from sgpo.analyze import analyze
 from sgpo.core import ShapingParams
+from sgpo.evaluation.analyze import analyze
 from sgpo.judges import Verdict
-from sgpo.rollouts_file import read_rollouts
+from sgpo.rollouts.file import read_rollouts
 
 OK4 = lambda k: Verdict(k, 4)  # noqa: E731
 

@@ -9,10 +9,10 @@ import time
 import pytest
 
 from sgpo.judges import ArithRuleJudge, JudgeRequest
-from sgpo.steps import split_steps
 from sgpo.tasks import Task
 from sgpo.tasks.arith import ArithSpec, ArithTask, Chain, extract_answer, render, split_of
 from sgpo.tasks.base import Problem
+from sgpo.tasks.steps import split_steps
 
 PHRASES = {"Add": "+", "Subtract": "-", "Multiply by": "*", "Divide by": "/"}
 PY_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.floordiv}

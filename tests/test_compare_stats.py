@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sgpo import curves
+from sgpo.evaluation import curves
 from sgpo.train.compare import default_target, gaps, over_seeds, summarize
 
 

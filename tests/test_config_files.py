@@ -1,4 +1,4 @@
-"""Config files read the same everywhere (sgpo.configfile): a judge config given to `sgpo judge` or
+"""Config files read the same everywhere (sgpo.files.config): a judge config given to `sgpo judge` or
 `sgpo judge-eval`, or a training config, that YAML cannot parse is one line with the file and line;
 an unknown key names the file, the dotted key and the valid keys, not pydantic's multi-line dump."""
 

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from testkit import tiny_overrides  # noqa: E402
 
-from sgpo.sampling import generate, token_logprobs  # noqa: E402
+from sgpo.sampling.rollout import generate, token_logprobs  # noqa: E402
 from sgpo.train.compare import default_config_path  # noqa: E402
 from sgpo.train.config import load_config  # noqa: E402
 from sgpo.train.sft import initial_policy, warmup_key  # noqa: E402

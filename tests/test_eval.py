@@ -9,9 +9,9 @@ import pytest
 import torch
 from testkit import jsonl, sgpo_cli
 
-from sgpo.model_eval import FileResult
-from sgpo.models import arith_tokenizer, save_policy, tiny_policy
-from sgpo.sampling import format_prompt
+from sgpo.evaluation.model_eval import FileResult
+from sgpo.models.policies import arith_tokenizer, save_policy, tiny_policy
+from sgpo.sampling.rollout import format_prompt
 from sgpo.tasks.math_task import SYSTEM_PROMPT, MathTask
 
 

@@ -32,11 +32,11 @@ from sgpo.judges.base import STATUSES, Verdict
 from sgpo.judges.llm import Reply, reply_verdict, vote
 from sgpo.judges.llm_http import _parse_body
 from sgpo.judges.prompts import boxed_contents, parse_verdict
-from sgpo.rollouts_file import RolloutRecord, RolloutsError, read_rollouts
-from sgpo.rollouts_writer import RolloutsWriter
-from sgpo.steps import SPLIT_MODES, merge_steps, split_steps
+from sgpo.rollouts.file import RolloutRecord, RolloutsError, read_rollouts
+from sgpo.rollouts.writer import RolloutsWriter
 from sgpo.tasks import arith, verify
 from sgpo.tasks.problem_files import Fields, ProblemFileError, _convert, read_problems
+from sgpo.tasks.steps import SPLIT_MODES, merge_steps, split_steps
 from sgpo.train.config import Config, load_config
 
 #: Examples per text parser; the CI default keeps the whole file to a few seconds.

@@ -24,8 +24,8 @@ from sgpo.judges import (
     Verdict,
 )
 from sgpo.judges.config import JudgeConfig, build_judge
-from sgpo.steps import split_steps
 from sgpo.tasks.arith import ArithSpec, ArithTask
+from sgpo.tasks.steps import split_steps
 
 PROBLEM = "Start with 7. Add 5. Multiply by 3. Subtract 4."
 # 7 + 5 = 12, 12 * 3 = 36, 36 - 4 = 32

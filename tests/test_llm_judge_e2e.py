@@ -103,7 +103,7 @@ def test_local_transformers_backend_batches_and_maps_indices(local_judge_cfg, tm
 
 def test_models_prepare_is_idempotent_and_safe(smollm2_server, tmp_path, capsys):
     from sgpo.cli import main
-    from sgpo.packaged import cached_dir, is_prepared
+    from sgpo.models.packaged import cached_dir, is_prepared
 
     assert main(["models", "prepare", "smollm2", "--cache"]) == 0  # converted by the fixture already
     assert "already prepared" in capsys.readouterr().out and is_prepared(cached_dir("smollm2"))

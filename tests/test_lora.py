@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import load_file
 from testkit import comparable, tiny_overrides
 
-from sgpo.models import LORA_WEIGHTS, is_lora, load_policy
+from sgpo.models.policies import LORA_WEIGHTS, is_lora, load_policy
 from sgpo.train.config import load_config
 from sgpo.train.metrics import read_jsonl
 from sgpo.train.trainer import Trainer

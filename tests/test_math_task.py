@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from testkit import jsonl, sgpo_cli
 
-from sgpo.datafiles import DataError
+from sgpo.files.rows import DataError
 from sgpo.judges.config import JudgeConfig, build_judge
 from sgpo.judges.data import read_processbench
 from sgpo.tasks.math_task import MathTask
@@ -300,7 +300,7 @@ def test_make_task_math_defaults_to_the_builtin_set():
     assert train[0].id == "wp-train-0000" and train[0].reference.endswith(f"\\boxed{{{train[0].answer}}}.")
     assert task.verify(f"\\boxed{{{test[0].answer}}}", test[0]) == 1.0
     assert task.verify("\\boxed{-1}", test[0]) == 0.0
-    assert task.verify_stats == {"correct": 1, "wrong": 1}
+    assert task.verify_stats() == {"correct": 1, "wrong": 1}
     task.close()
 
 

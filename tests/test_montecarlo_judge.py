@@ -152,7 +152,7 @@ def test_prefix_text_ends_where_the_next_step_starts():
 
 
 def test_mc_labels_load_in_train_judge(tmp_path):
-    from sgpo.datafiles import write_jsonl
+    from sgpo.files.rows import write_jsonl
     from sgpo.judge_training.arith_data import corrupted_rows
     from sgpo.judge_training.mc_labels import arith_answer, mc_relabel
     from sgpo.judge_training.prm import file_data

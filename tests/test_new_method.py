@@ -11,7 +11,7 @@ import torch
 
 from sgpo.core import METHODS, MethodOutput, ShapingParams, group_advantages, judge_mask, known_rewards
 from sgpo.grading import GradingSettings, grade
-from sgpo.sampling import layout
+from sgpo.sampling.rollout import layout
 from sgpo.train.batches import Batch
 from sgpo.train.config import load_config
 from sgpo.train.trainer import Trainer

@@ -12,8 +12,8 @@ from testkit import assert_resume_is_exact, sgpo_cli, tiny_overrides
 from sgpo.grading import NO_STEPS, ask_judge
 from sgpo.judges import Verdict
 from sgpo.judges.base import JudgeRequest
-from sgpo.rollouts_file import read_rollouts
-from sgpo.sampling import token_logprobs
+from sgpo.rollouts.file import read_rollouts
+from sgpo.sampling.rollout import token_logprobs
 from sgpo.train.batches import pack
 from sgpo.train.checkpoint import load_trainer_state
 from sgpo.train.config import ConfigError, load_config

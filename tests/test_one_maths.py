@@ -24,7 +24,7 @@ from sgpo.grading import GradingSettings, grade
 from sgpo.integrations.trl import TRL_EPS, SGPOConfig, SGPOTrainer
 from sgpo.integrations.verl.estimator import sgpo_verl_advantages
 from sgpo.integrations.verl.reward import compute_score
-from sgpo.models import arith_tokenizer, tiny_policy
+from sgpo.models.policies import arith_tokenizer, tiny_policy
 from sgpo.tasks.arith import ArithRuleJudge, ArithSpec, ArithTask
 
 G = 4

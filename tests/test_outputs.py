@@ -163,7 +163,7 @@ def test_data_verl_overwrite_replaces_whole_files(a_dir, capsys):
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
-    from sgpo.datafiles import write_jsonl
+    from sgpo.files.rows import write_jsonl
 
     path = tmp_path / "rows.jsonl"
     path.write_text('{"old": 1}\n')
@@ -219,7 +219,7 @@ def test_a_base_model_that_does_not_exist_is_refused_before_any_data_is_made(tmp
 def test_a_rollouts_file_is_replaced_only_by_a_complete_one(tmp_path):
     from testkit import HEADER, group, write_file
 
-    from sgpo.rollouts_writer import RolloutsWriter
+    from sgpo.rollouts.writer import RolloutsWriter
 
     path = write_file(tmp_path / "r.jsonl", [group(0)])
     before = path.read_bytes()

@@ -10,10 +10,10 @@ import torch
 from testkit import HEADER, G, group, make_record, write_file
 
 from sgpo.judges import Verdict
-from sgpo.models import arith_tokenizer
-from sgpo.rollouts_file import RolloutRecord, RolloutsError, read_rollouts, tokenizer_fingerprint
-from sgpo.rollouts_writer import RolloutsWriter
-from sgpo.sampling import on_responses, unpack
+from sgpo.models.policies import arith_tokenizer
+from sgpo.rollouts.file import RolloutRecord, RolloutsError, read_rollouts, tokenizer_fingerprint
+from sgpo.rollouts.writer import RolloutsWriter
+from sgpo.sampling.rollout import on_responses, unpack
 from sgpo.train.batches import check_compatible, pack
 
 

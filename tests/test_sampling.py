@@ -7,8 +7,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sgpo.models import arith_tokenizer, tiny_policy  # noqa: E402
-from sgpo.sampling import Rollout, bos_text, format_prompt, generate, stop_ids, truncated_rows  # noqa: E402
+from sgpo.models.policies import arith_tokenizer, tiny_policy  # noqa: E402
+from sgpo.sampling.rollout import Rollout, bos_text, format_prompt, generate, stop_ids, truncated_rows  # noqa: E402
 
 
 def test_generation_config_eos_ids_also_stop_a_response():

@@ -1,4 +1,4 @@
-"""The KV-cache sampler (sgpo.decode) against transformers' generate and a full forward pass, and
+"""The KV-cache sampler (sgpo.sampling.kv_cache) against transformers' generate and a full forward pass, and
 the trainer's single-pass update and sampling correction. Tiny models on CPU, in-process."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from sgpo.core import policy_loss
-from sgpo.decode import supports
-from sgpo.models import arith_tokenizer, tiny_policy
-from sgpo.sampling import generate, resolve_sampler, token_logprobs
+from sgpo.models.policies import arith_tokenizer, tiny_policy
+from sgpo.sampling.kv_cache import supports
+from sgpo.sampling.rollout import generate, resolve_sampler, token_logprobs
 from sgpo.train.config import load_config
 from sgpo.train.trainer import Trainer
 
@@ -193,7 +193,7 @@ def test_packed_bf16_weights_sample_what_the_plain_bf16_step_samples():
     tokens and log-probs as the modules' own bf16 matmuls, and close to a bf16 full forward."""
     tok = arith_tokenizer()
     model = MODELS["qwen2"](tok)  # with biases
-    from sgpo.decode import _can_pack, sample_tokens
+    from sgpo.sampling.kv_cache import _can_pack, sample_tokens
 
     enc = tok(PROMPTS, return_tensors="pt", padding=True, add_special_tokens=False)
     runs = {}

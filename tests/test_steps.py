@@ -1,4 +1,4 @@
-"""sgpo.steps: splitting a response into steps and merging them, without losing text."""
+"""sgpo.tasks.steps: splitting a response into steps and merging them, without losing text."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sgpo.steps import SPLIT_MODES, merge_steps, split_steps
+from sgpo.tasks.steps import SPLIT_MODES, merge_steps, split_steps
 
 
 def squash(text: str) -> str:

@@ -9,9 +9,9 @@ import torch
 
 import sgpo.train.trainer as trainer_module
 from sgpo.core import AGGREGATIONS, policy_loss
-from sgpo.models import arith_tokenizer
-from sgpo.sampling import Rollout, generate, layout, token_logprobs
-from sgpo.steps import split_steps
+from sgpo.models.policies import arith_tokenizer
+from sgpo.sampling.rollout import Rollout, generate, layout, token_logprobs
+from sgpo.tasks.steps import split_steps
 from sgpo.train.batches import Batch
 from sgpo.train.config import load_config
 from sgpo.train.trainer import Trainer

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from sgpo.judges import Verdict
-from sgpo.rollouts_file import RolloutRecord
-from sgpo.rollouts_writer import RolloutsWriter
+from sgpo.rollouts.file import RolloutRecord
+from sgpo.rollouts.writer import RolloutsWriter
 from sgpo.train.checkpoint import load_trainer_state
 from sgpo.train.metrics import read_jsonl
 

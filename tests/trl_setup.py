@@ -10,7 +10,7 @@ from datasets import Dataset
 
 from sgpo.core import METHODS
 from sgpo.judges.base import ERROR, Verdict
-from sgpo.models import arith_tokenizer, tiny_policy
+from sgpo.models.policies import arith_tokenizer, tiny_policy
 from sgpo.tasks.arith import ArithTask
 
 G = 4

@@ -37,8 +37,8 @@ import torch
 
 from sgpo.core import METHODS, Method, MethodOutput, ShapingParams, classify_groups, judge_mask, rts_from_steps, rts_from_tokens
 from sgpo.judges.base import ERROR, INVALID, JudgeRequest, Verdict
-from sgpo.steps import split_steps
 from sgpo.tasks.base import Problem
+from sgpo.tasks.steps import split_steps
 
 NO_STEPS = "response has no steps"
 #: What an RTS is the share of: ``steps`` or ``tokens`` before the first error.
@@ -50,7 +50,7 @@ class StepReading:
     """How a response is read into steps and its verdict into an RTS; nothing about the method."""
 
     step_mode: str = "auto"
-    """How responses are split into steps (``sgpo.steps.split_steps``)."""
+    """How responses are split into steps (``sgpo.tasks.steps.split_steps``)."""
     max_steps: int | None = None
     """Merge a response's steps down to at most this many before judging (None: no limit)."""
     rts_unit: str = "steps"
@@ -70,7 +70,7 @@ class GradingSettings:
     params: ShapingParams = field(default_factory=ShapingParams)
     """Scope, RTS -> reward mapping and advantage scaling."""
     step_mode: str = "auto"
-    """How responses are split into steps (``sgpo.steps.split_steps``)."""
+    """How responses are split into steps (``sgpo.tasks.steps.split_steps``)."""
     max_steps: int | None = None
     """Merge a response's steps down to at most this many before judging (None: no limit)."""
     rts_unit: str = "steps"

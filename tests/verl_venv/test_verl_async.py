@@ -11,7 +11,7 @@ from test_verl_estimator import G, reward_fn_scores, scenario, wrong_at
 from test_verl_reward import CONFIG_DIR, agent_loop_batch
 from verl.experimental.reward_loop.reward_loop import RewardLoopWorker, migrate_legacy_reward_impl
 
-from sgpo.models import arith_tokenizer
+from sgpo.models.policies import arith_tokenizer
 from sgpo.tasks.arith import ArithRuleJudge, ArithTask
 
 #: the size of the thread pool verl runs a plain reward function in (asyncio's default executor)

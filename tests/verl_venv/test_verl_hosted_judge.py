@@ -21,7 +21,7 @@ from verl.experimental.reward_loop.router.naive_router import run_router
 from sgpo.core import graded_reward
 from sgpo.integrations.verl.estimator import UNKNOWN_SCORE
 from sgpo.judges.prompts import DEFAULT_SYSTEM
-from sgpo.models import arith_tokenizer
+from sgpo.models.policies import arith_tokenizer
 
 
 def answer(i, body):

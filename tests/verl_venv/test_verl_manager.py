@@ -18,7 +18,7 @@ from verl.trainer.ppo.ray_trainer import compute_advantage
 from sgpo.core import ShapingParams
 from sgpo.grading import GradingSettings, grade
 from sgpo.integrations.verl.manager import BOARD_NAME, MIXED, GroupBoard
-from sgpo.models import arith_tokenizer
+from sgpo.models.policies import arith_tokenizer
 from sgpo.tasks.arith import ArithRuleJudge
 
 

@@ -21,7 +21,7 @@ from verl.trainer.ppo.ray_trainer import compute_advantage
 from sgpo.core import ShapingParams
 from sgpo.grading import GradingSettings, grade
 from sgpo.integrations.verl.estimator import UNKNOWN_SCORE
-from sgpo.models import arith_tokenizer
+from sgpo.models.policies import arith_tokenizer
 from sgpo.tasks.arith import ArithRuleJudge
 
 CONFIG_DIR = str(Path(verl.__file__).parent / "trainer" / "config")

@@ -86,7 +86,7 @@ positive_float = float_in(0.0, low_open=True)
 #: A seed: Python, NumPy (0 .. 2**32 - 1) and torch all take it.
 seed_int = int_in(0, 2**32 - 1)
 def add_overwrite(parser, what: str = "--out") -> None:
-    """The one ``--overwrite`` flag: without it no command replaces an earlier output (sgpo.outputs)."""
+    """The one ``--overwrite`` flag: without it no command replaces an earlier output (sgpo.files.outputs)."""
     parser.add_argument("--overwrite", action="store_true", help=f"replace what an earlier run wrote at {what}")
 
 

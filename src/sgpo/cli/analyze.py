@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from sgpo.cli import add_overwrite, finite_float
 from sgpo.errors import ConfigError, DataError
-from sgpo.outputs import check_out
+from sgpo.files.outputs import check_out
 from sgpo.train.config import AlgorithmConfig
 
 
@@ -26,9 +26,16 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from sgpo.analyze import REPORT_FILES, analyze, summary_lines, table, text_table, write_report  # torch: not for `--help`
     from sgpo.core import ShapingParams
-    from sgpo.rollouts_file import read_rollouts
+    from sgpo.evaluation.analyze import (  # torch: not for `--help`
+        REPORT_FILES,
+        analyze,
+        summary_lines,
+        table,
+        text_table,
+        write_report,
+    )
+    from sgpo.rollouts.file import read_rollouts
 
     try:
         alg = AlgorithmConfig(scope=args.scope, mapping=args.mapping, beta=args.beta, gamma=args.gamma,

@@ -28,7 +28,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from sgpo import curves  # torch and transformers: not for `--help`
+    from sgpo.evaluation import curves  # torch and transformers: not for `--help`
     from sgpo.train.compare import compare, default_config_path
 
     cfg = load_config(args.config or default_config_path(), args.overrides)

@@ -16,19 +16,18 @@ import sys
 from pathlib import Path
 
 from sgpo.cli import add_overwrite, int_in, seed_int
-from sgpo.datafiles import write_jsonl
+from sgpo.files.outputs import atomic_path, check_out
+from sgpo.files.rows import write_jsonl
 from sgpo.integrations.verl.data import rows, write
-from sgpo.outputs import atomic_path, check_out
-from sgpo.tasks import wordproblems
-from sgpo.tasks.arith import ArithSpec, ArithTask
-from sgpo.tasks.math_task import MathTask
+from sgpo.tasks import TASKS, make_task, wordproblems
+from sgpo.tasks.arith import ArithSpec
 from sgpo.train.config import MAX_PROBLEMS
 
 
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     verl = sub.add_parser("verl", help="an sgpo task's problems as verl RL datasets (train.parquet, val.parquet)")
-    verl.add_argument("--task", choices=("arith", "math"), required=True)
+    verl.add_argument("--task", choices=TASKS, required=True)
     verl.add_argument("--out", required=True, help="folder for train.parquet and val.parquet")
     add_overwrite(verl)
     verl.add_argument("--train", type=int_in(1, MAX_PROBLEMS), default=4096, help="training problems (arith: generated; math: at most)")
@@ -55,11 +54,9 @@ VERL_FILES = (("train", "train.parquet"), ("validation", "val.parquet"))
 
 def _verl(args) -> int:
     out = check_out(args.out, "dir", args.overwrite, names=[name for _, name in VERL_FILES])
-    if args.task == "arith":
-        task, system = ArithTask(ArithSpec(n_ops=args.n_ops), seed=args.seed), args.system_prompt
-    else:
-        task = MathTask(args.train_file, args.eval_file)
-        system = args.system_prompt if args.system_prompt is not None else task.system_prompt
+    task = make_task(args.task, arith=ArithSpec(n_ops=args.n_ops), seed=args.seed, train_files=args.train_file,
+                     eval_files=args.eval_file)
+    system = args.system_prompt if args.system_prompt is not None else task.system_prompt
     for (split, name), n in zip(VERL_FILES, (args.train, args.val)):
         problems = task.problems(split, n)
         with atomic_path(out / name) as tmp:

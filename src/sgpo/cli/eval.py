@@ -3,7 +3,7 @@
     sgpo eval --model models/smollm2-135m-instruct                      # built-in test split
     sgpo eval --model DIR math500.jsonl gsm8k_test.jsonl --k 8 --out runs/eval/results.jsonl
 
-What is measured: :mod:`sgpo.model_eval`.
+What is measured: :mod:`sgpo.evaluation.model_eval`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 from sgpo.cli import add_overwrite, float_in, int_in, positive_int, seed_int
-from sgpo.outputs import atomic_path, check_out, write_text_atomic
-from sgpo.packaged import check_model_dir
+from sgpo.files.outputs import atomic_path, check_out, write_text_atomic
+from sgpo.models.packaged import check_model_dir
 from sgpo.tasks.verify import EXTRACTIONS, AnswerChecker
 
 
@@ -48,8 +48,8 @@ def run(args) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from sgpo.model_eval import EvalSettings, evaluate_file, print_table, read_benchmarks
-    from sgpo.models import load_policy
+    from sgpo.evaluation.model_eval import EvalSettings, evaluate_file, print_table, read_benchmarks
+    from sgpo.models.policies import load_policy
 
     out = Path(args.out) if args.out else None
     if out is not None:  # both files, before any model loads

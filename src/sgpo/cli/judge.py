@@ -14,14 +14,14 @@ import sys
 import time
 
 from sgpo.cli import add_overwrite, positive_int
-from sgpo.datafiles import write_jsonl
 from sgpo.errors import ConfigError, DataError
+from sgpo.files.outputs import check_out
+from sgpo.files.rows import write_jsonl
 from sgpo.judges.data import read_requests
 from sgpo.judges.judge_eval import resolve_judge
 from sgpo.judges.stats import collect_stats
-from sgpo.outputs import check_out
-from sgpo.steps import SPLIT_MODES
 from sgpo.tasks.arith import ArithTask
+from sgpo.tasks.steps import SPLIT_MODES
 
 
 def add_arguments(parser) -> None:

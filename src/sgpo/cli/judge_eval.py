@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from sgpo.cli import add_overwrite, positive_int
-from sgpo.datafiles import write_jsonl
+from sgpo.files.outputs import check_out, write_text_atomic
+from sgpo.files.rows import write_jsonl
 from sgpo.judges.judge_eval import evaluate, markdown_table
-from sgpo.outputs import check_out, write_text_atomic
 
 #: What --out receives.
 OUT_FILES = ("results.json", "results.md", "verdicts")

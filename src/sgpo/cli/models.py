@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from sgpo import packaged
-from sgpo.outputs import check_out
+from sgpo.files.outputs import check_out
+from sgpo.models import packaged
 
 
 def add_arguments(parser) -> None:

@@ -1,7 +1,7 @@
 """`sgpo rollout --config FILE --out rollouts.jsonl [--judge] [--split train] [--problems N] [key=value ...]`.
 
 Samples, verifies (and with ``--judge`` judges) responses into a rollouts file for offline training
-(:mod:`sgpo.train.offline_rollouts`; the format: :mod:`sgpo.rollouts_file`).
+(:mod:`sgpo.train.offline_rollouts`; the format: :mod:`sgpo.rollouts.file`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sgpo.cli import add_overwrite
 from sgpo.errors import ConfigError
-from sgpo.outputs import atomic_path, check_out
+from sgpo.files.outputs import atomic_path, check_out
 from sgpo.train.config import load_config
 
 
@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from sgpo.models import save_policy  # torch and transformers: not for `--help`
+    from sgpo.models.policies import save_policy  # torch and transformers: not for `--help`
     from sgpo.train.setup import pick_device
     from sgpo.train.sft import initial_policy
 

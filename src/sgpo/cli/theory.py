@@ -17,7 +17,7 @@ from pathlib import Path
 from sgpo.cli import add_overwrite, finite_float, float_in, int_in, positive_float, seed_int
 from sgpo.core import METHODS, REWARD_MAPPINGS, SCOPES
 from sgpo.errors import ConfigError
-from sgpo.outputs import check_out
+from sgpo.files.outputs import check_out
 from sgpo.theory.dynamics import Curves, exact_dynamics, iterations_to, sampled_dynamics
 from sgpo.theory.gradient import RANDOM_DRAWS, THEORY_SCALES, Method
 from sgpo.theory.model import accuracy, as_theta, p_all_negative

@@ -11,11 +11,11 @@ import sys
 import time
 
 from sgpo.cli import add_overwrite, float_in, int_in, positive_float, positive_int, seed_int
-from sgpo.datafiles import write_jsonl
 from sgpo.errors import ConfigError
+from sgpo.files.outputs import atomic_path, check_out
+from sgpo.files.rows import write_jsonl
 from sgpo.judges.base import JudgeRequest
-from sgpo.outputs import atomic_path, check_out
-from sgpo.packaged import check_model_dir, resolve_model_dir
+from sgpo.models.packaged import check_model_dir, resolve_model_dir
 from sgpo.train.config import MAX_BATCH, MAX_GROUP, MAX_PROBLEMS, MAX_TINY_LAYERS, MAX_TINY_WIDTH, head_split_problem
 
 

@@ -6,7 +6,7 @@
     trainer = SGPOTrainer(model, reward_funcs=[correct, well_formatted], args=args, train_dataset=ds)
     trainer.train()
 
-How SGPO enters TRL (DESIGN §6): ``GRPOTrainer._calculate_rewards`` returns the rewards of every
+How SGPO enters TRL: ``GRPOTrainer._calculate_rewards`` returns the rewards of every
 reward function, gathered over processes, shaped [global batch, reward functions]; a group is G
 consecutive rows and may be split over processes. The override reads the outcome column, finds
 the all-negative groups on the gathered tensor, judges only this process's rows of them through
@@ -20,7 +20,7 @@ that ``oversamples`` (``dapo``) needs a sampler TRL does not have and is refused
 
 A response in scope whose verdict failed (timeout, error, unparsable or out-of-range answer) has an
 unknown reward: its row becomes NaN in every column, which TRL treats as an unscorable row (left
-out of its group's mean and std, advantage 0), the rule of DESIGN §2.8 and of the native trainer.
+out of its group's mean and std, advantage 0), the failure rule of docs/metrics.md and of the native trainer.
 
 The raw outcome accuracy and the ``sgpo/*`` statistics are logged beside TRL's metrics: TRL's own
 ``rewards/<outcome function>/mean`` is computed from the graded column.
@@ -210,7 +210,7 @@ class SGPOTrainer(GRPOTrainer):
         graded = shaped.rewards.reshape(-1).to(rewards.device, rewards.dtype)
         rewards[:, self.outcome_col] = torch.where(torch.isnan(column), column, graded)  # an unscorable row stays so
         if shaped.known is not None:
-            # A response in scope whose verdict failed has an unknown reward (DESIGN §2.8): a row of NaN is
+            # A response in scope whose verdict failed has an unknown reward (the failure rule): a row of NaN is
             # TRL's own "unscorable" row, which leaves its group's mean and std and gets advantage 0.
             rewards[~shaped.known.reshape(-1).to(rewards.device)] = torch.nan
         self._gathered_rewards, self._gathered_grades = rewards, (rts, ok)

@@ -109,8 +109,8 @@ def policy_rows(n_problems: int, samples: int = 4, split: str = "train", seed: i
     """
     import torch
 
-    from sgpo.sampling import format_prompt, generate
-    from sgpo.steps import split_steps
+    from sgpo.sampling.rollout import format_prompt, generate
+    from sgpo.tasks.steps import split_steps
 
     model, tokenizer, _ = warmed_policy(warmup_steps, noise_p, seed, log)
     task, judge = ArithTask(seed=seed), ArithRuleJudge()
@@ -153,8 +153,8 @@ def sampled_rows(cfg, model, tokenizer, prompt, n_problems: int, samples: int, s
     """
     import torch
 
-    from sgpo.sampling import generate
-    from sgpo.steps import split_steps
+    from sgpo.sampling.rollout import generate
+    from sgpo.tasks.steps import split_steps
     from sgpo.train.measures import sampling_precision
     from sgpo.train.setup import make_task
 

@@ -71,7 +71,7 @@ def build_model(base: str | None, layers: int, d_model: int, heads: int, seed: i
     from transformers import AutoModelForTokenClassification, AutoTokenizer, LlamaConfig, LlamaForTokenClassification
 
     if base is None:
-        from sgpo.models import arith_tokenizer
+        from sgpo.models.policies import arith_tokenizer
 
         tokenizer = arith_tokenizer()
         tokenizer.add_special_tokens({"additional_special_tokens": [SEPARATOR]})
@@ -80,7 +80,7 @@ def build_model(base: str | None, layers: int, d_model: int, heads: int, seed: i
                              max_position_embeddings=1024, pad_token_id=tokenizer.pad_token_id, num_labels=2)
         torch.manual_seed(seed)
         return LlamaForTokenClassification(config), tokenizer
-    from sgpo.packaged import resolve_model_dir
+    from sgpo.models.packaged import resolve_model_dir
 
     path = resolve_model_dir(base)
     tokenizer = AutoTokenizer.from_pretrained(path)

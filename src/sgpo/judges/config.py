@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sgpo.configfile import load_yaml, to_container, validate
 from sgpo.errors import ConfigError
+from sgpo.files.config import load_yaml, to_container, validate
 from sgpo.judges.base import StepJudge
 from sgpo.judges.cached import CachedJudge
 from sgpo.judges.noisy import NoisyJudge
 from sgpo.judges.prm import LazyPRMJudge, PRMJudge
-from sgpo.packaged import PACKAGED, check_model_dir
+from sgpo.models.packaged import PACKAGED, check_model_dir
 
 if TYPE_CHECKING:
     from sgpo.tasks.base import Task

@@ -24,11 +24,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-# The line-numbered reader and writer are shared with the problem files (sgpo.datafiles).
-from sgpo.datafiles import json_rows, write_jsonl
 from sgpo.errors import DataError
+
+# The line-numbered reader and writer are shared with the problem files (sgpo.files.rows).
+from sgpo.files.rows import json_rows, write_jsonl
 from sgpo.judges.base import JudgeRequest
-from sgpo.steps import merge_steps, split_steps
+from sgpo.tasks.steps import merge_steps, split_steps
 
 
 @dataclass(frozen=True)

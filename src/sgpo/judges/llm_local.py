@@ -42,7 +42,7 @@ class TransformersChatBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from sgpo.packaged import resolve_model_dir
+        from sgpo.models.packaged import resolve_model_dir
 
         if self.threads is not None:
             torch.set_num_threads(self.threads)

@@ -24,7 +24,7 @@ from typing import Callable
 
 from sgpo.judges.base import ERROR, INVALID, JudgeRequest, Verdict
 from sgpo.judges.stats import JudgeStats
-from sgpo.packaged import check_model_dir
+from sgpo.models.packaged import check_model_dir
 
 #: Written by ``sgpo train-judge`` next to the model; marks the ``sgpo`` format.
 JUDGE_META = "sgpo_judge.json"

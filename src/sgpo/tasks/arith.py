@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from sgpo.judges.base import INVALID, JudgeRequest, Verdict
-from sgpo.tasks.base import SPLITS, Problem
+from sgpo.tasks.base import SPLITS, Check, Problem
 
 #: op name -> (symbol in solutions, phrase in problems)
 OPS = {
@@ -193,6 +193,7 @@ class ArithTask:
 
     name = "arith"
     step_mode = "line"
+    system_prompt = None  # the tiny policies are trained on bare questions
 
     def __init__(self, spec: ArithSpec = ArithSpec(), seed: int = 0, val_frac: float = 0.1, test_frac: float = 0.1):
         self.spec, self.seed = spec, seed
@@ -213,12 +214,27 @@ class ArithTask:
             raise ValueError(f"the arithmetic spec {self.spec} has fewer than {n} distinct {split} problems")
         return list(seen.values())
 
-    def verify(self, response: str, problem: Problem) -> float:
+    def check(self, response: str, problem: Problem) -> Check:
         answer = extract_answer(response)
-        return float(answer is not None and str(answer) == problem.answer)
+        if answer is None:
+            return Check(False, "no_answer")
+        correct = str(answer) == problem.answer
+        return Check(correct, "correct" if correct else "wrong", str(answer))
+
+    def verify(self, response: str, problem: Problem) -> float:
+        return float(self.check(response, problem).correct)
+
+    def gold_answer(self, ground_truth: str) -> str:
+        return str(ground_truth).strip()
+
+    def verify_stats(self) -> dict[str, int]:
+        return {}  # checking is a regex: nothing worth counting
 
     def rule_judge(self) -> "ArithRuleJudge":
         return ArithRuleJudge()
+
+    def close(self) -> None:
+        pass
 
 
 # -- the exact rule judge ------------------------------------------------------------------------

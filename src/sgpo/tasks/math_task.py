@@ -18,7 +18,7 @@ from pathlib import Path
 from sgpo.errors import ConfigError
 from sgpo.tasks.base import SPLITS, Problem
 from sgpo.tasks.problem_files import Fields, read_problems
-from sgpo.tasks.verify import AnswerChecker, Check
+from sgpo.tasks.verify import AnswerChecker, Check, gold_answer
 from sgpo.tasks.wordproblems import builtin_file
 
 #: The built-in word-problem files' layout (sgpo.tasks.wordproblems).
@@ -62,7 +62,10 @@ class MathTask:
     def verify(self, response: str, problem: Problem) -> float:
         return float(self.check(response, problem).correct)
 
-    @property
+    def gold_answer(self, ground_truth: str) -> str:
+        """A data set's answer field (``#### 42``, ``\\boxed{42}``, ``42``) as the answer to compare with."""
+        return gold_answer(str(ground_truth))
+
     def verify_stats(self) -> dict[str, int]:
         """How many checks came to each status (correct, wrong, no_answer, unparsable, timeout, error)."""
         return dict(self.checker.stats)

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sgpo.datafiles import load_rows
 from sgpo.errors import ConfigError, DataError
+from sgpo.files.rows import load_rows
 from sgpo.tasks.base import Problem
 from sgpo.tasks.verify import gold_answer
 

@@ -25,8 +25,9 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
+
+from sgpo.tasks.base import Check
 
 #: Extraction methods, in the order users usually want them.
 EXTRACTIONS = ("boxed", "answer_line", "last_number")
@@ -40,15 +41,6 @@ _ANSWER_LINE = re.compile(r"(?:####|answer\s*(?:is\s*[:=]?|[:=]))[\s*]*(?P<rest>
 _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
 
 
-@dataclass(frozen=True)
-class Check:
-    correct: bool
-    status: str
-    """One of :data:`STATUSES`."""
-    answer: str | None = None
-    """The extracted answer (None when no method found one)."""
-    method: str | None = None
-    """The extraction method that found it."""
 
 
 def _braced(text: str, start: int) -> str | None:

@@ -13,10 +13,10 @@ import torch
 from sgpo.errors import ConfigError
 from sgpo.grading import usable
 from sgpo.judges.base import Verdict
-from sgpo.rollouts_file import RolloutRecord, RolloutsError, RolloutsFile, field_error, read_rollouts, tokenizer_fingerprint
-from sgpo.sampling import Rollout, layout, to_device
-from sgpo.steps import split_steps
+from sgpo.rollouts.file import RolloutRecord, RolloutsError, RolloutsFile, field_error, read_rollouts, tokenizer_fingerprint
+from sgpo.sampling.rollout import Rollout, layout, to_device
 from sgpo.tasks.base import Problem
+from sgpo.tasks.steps import split_steps
 from sgpo.train.config import Config
 
 

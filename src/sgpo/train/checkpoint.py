@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from sgpo.errors import DataError, MissingInputError
-from sgpo.models import LORA_CONFIG, LORA_WEIGHTS, is_lora, load_policy, save_policy
+from sgpo.models.policies import LORA_CONFIG, LORA_WEIGHTS, is_lora, load_policy, save_policy
 
 _DONE = "trainer_state.json"
 _TENSORS = "trainer_tensors.pt"

@@ -17,11 +17,11 @@ import statistics
 import time
 from pathlib import Path
 
-from sgpo import curves
 from sgpo.core import METHODS
 from sgpo.errors import ConfigError
-from sgpo.outputs import write_text_atomic
-from sgpo.report import CURVES, plot_file_name, plot_methods
+from sgpo.evaluation import curves
+from sgpo.evaluation.report import CURVES, plot_file_name, plot_methods
+from sgpo.files.outputs import write_text_atomic
 from sgpo.train.config import Config
 from sgpo.train.run_dir import RunDir
 

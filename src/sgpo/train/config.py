@@ -31,7 +31,7 @@ MAX_PROBLEMS = 10_000_000
 #: Layers, and width, of the built-in tiny model (larger policies come from ``model.path``).
 MAX_TINY_LAYERS, MAX_TINY_WIDTH = 128, 8192
 
-from sgpo.configfile import load_yaml, to_container, validate
+from sgpo.files.config import load_yaml, to_container, validate
 
 
 def _registered(registry: str) -> AfterValidator:
@@ -193,7 +193,7 @@ class RolloutConfig(_Section):
     """Longest response, in tokens."""
     sampler: Literal["auto", "kv", "hf"] = "auto"
     """How responses are sampled (training and evaluation): ``kv`` a decode loop over a KV cache
-    allocated once (``sgpo.decode``; Llama-pattern models: llama, qwen2), which also reports each
+    allocated once (``sgpo.sampling.kv_cache``; Llama-pattern models: llama, qwen2), which also reports each
     token's sampling log-prob and entropy; ``hf`` transformers' ``generate``, which also applies
     the model's generation config (e.g. its logits processors); ``auto`` ``kv`` where the model
     supports it, else ``hf``. BENCHMARKS.md ("Throughput") has the speeds."""

@@ -1,4 +1,4 @@
-"""A judge that is down is said out loud (DESIGN §2.8 keeps the run going; this keeps it honest).
+"""A judge that is down is said out loud (the failure rule, docs/metrics.md, keeps the run going; this keeps it honest).
 
 A failed verdict leaves its response at advantage 0, so a run whose judge fails every call trains
 as plain GRPO while looking like SGPO. Each step's failure share (``sgpo/judge_failures`` /

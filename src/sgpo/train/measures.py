@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from sgpo.grading import Graded
-from sgpo.sampling import Rollout, generate, resolve_sampler, token_logprobs_chunked
+from sgpo.sampling.rollout import Rollout, generate, resolve_sampler, token_logprobs_chunked
 from sgpo.train.config import Config
 from sgpo.train.setup import autocast
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sgpo.outputs import write_text_atomic
+from sgpo.files.outputs import write_text_atomic
 
 
 def truncate_jsonl(path: Path, max_step: int) -> None:

@@ -5,7 +5,7 @@ sections; the warm-up cache is reused), so ``sgpo train train.mode=offline data.
 with the same config starts from the very policy whose behaviour log-probs the file stores.
 When judged, the responses in ``algorithm.scope`` are judged by the ``judge`` section's judge
 (``algorithm.scope=all_incorrect`` judges every wrong response, so the file serves both scopes);
-failed verdicts are kept, with their status, and counted. The format is in :mod:`sgpo.rollouts_file`.
+failed verdicts are kept, with their status, and counted. The format is in :mod:`sgpo.rollouts.file`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ import torch
 
 from sgpo.core import classify_groups
 from sgpo.errors import ConfigError
+from sgpo.files.outputs import check_out
 from sgpo.grading import StepReading, in_scope, judge_rows
 from sgpo.judges.config import build_judge
 from sgpo.judges.stats import collect_stats
-from sgpo.outputs import check_out
-from sgpo.rollouts_file import RolloutRecord, tokenizer_fingerprint
-from sgpo.rollouts_writer import RolloutsWriter
-from sgpo.sampling import generate, layout, on_responses, to_device, token_logprobs_chunked, unpack
+from sgpo.rollouts.file import RolloutRecord, tokenizer_fingerprint
+from sgpo.rollouts.writer import RolloutsWriter
+from sgpo.sampling.rollout import generate, layout, on_responses, to_device, token_logprobs_chunked, unpack
 from sgpo.train.config import Config
 from sgpo.train.prefix_sampler import bind_rollout_judge
 from sgpo.train.setup import autocast, bf16_supported, make_task, pick_device, prompt_for
@@ -133,8 +133,7 @@ def roll_out(cfg: Config, out: str | Path, split: str = "train", n_problems: int
                                 all_neg=f"{totals['all_negative'] / (totals['responses'] // G):.2f}")
     if bar is not None:
         bar.close()
-    if hasattr(task, "close"):
-        task.close()  # e.g. the math verifier's worker processes
+    task.close()  # e.g. the math verifier's helper process
     totals["seconds"] = time.perf_counter() - start
     if step_judge is not None:
         totals["judge_stats"] = collect_stats(step_judge)

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 
 from sgpo.judges.base import JudgeRequest
-from sgpo.sampling import generate
+from sgpo.sampling.rollout import generate
 
 
 class PolicyPrefixSampler:

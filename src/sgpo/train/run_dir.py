@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from sgpo.errors import ConfigError, MissingInputError
-from sgpo.outputs import check_out
+from sgpo.files.outputs import check_out
 from sgpo.train.config import Config
 
 #: What a run writes into its directory; a fresh run refuses a directory holding any of them.

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from sgpo.errors import ConfigError
-from sgpo.sampling import format_prompt
+from sgpo.sampling.rollout import format_prompt
 from sgpo.tasks.arith import ArithSpec, ArithTask
 from sgpo.train.config import Config
 from sgpo.train.guard import UpdateGuard, guarded_step

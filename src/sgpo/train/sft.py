@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from sgpo.errors import ConfigError
-from sgpo.models import apply_lora, arith_tokenizer, load_policy, save_policy, tiny_policy
+from sgpo.models.policies import apply_lora, arith_tokenizer, load_policy, save_policy, tiny_policy
 from sgpo.tasks.arith import Chain, apply
 from sgpo.tasks.base import Problem
 from sgpo.train.config import Config

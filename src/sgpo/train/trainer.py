@@ -23,15 +23,15 @@ from pathlib import Path
 import torch
 
 from sgpo.core import ShapingParams, judge_mask, needs_judge, policy_loss
-from sgpo.decode import inner_model
 from sgpo.errors import ConfigError, MissingInputError
+from sgpo.evaluation.report import write_run_report
 from sgpo.grading import Graded, GradingSettings, grade, grading_stats, step_generator, token_counter
 from sgpo.judges.config import build_judge
 from sgpo.judges.state import judge_state, load_judge_state
 from sgpo.judges.stats import collect_stats
-from sgpo.report import write_run_report
-from sgpo.rollouts_file import RolloutsError
-from sgpo.sampling import Rollout, generate, stop_ids, token_logprobs, token_logprobs_chunked, truncated_rows
+from sgpo.rollouts.file import RolloutsError
+from sgpo.sampling.kv_cache import inner_model
+from sgpo.sampling.rollout import Rollout, generate, stop_ids, token_logprobs, token_logprobs_chunked, truncated_rows
 from sgpo.train.batches import Batch, PromptStream, StoredBatches
 from sgpo.train.checkpoint import latest_checkpoint, load_policy_weights, load_trainer_state, restore_rng, save_checkpoint
 from sgpo.train.config import Config, load_config, save_config
@@ -257,7 +257,7 @@ class Trainer:
 
     def _verify_counts(self) -> dict[str, int]:
         """The task's running tally of answer checks by status (correct, no_answer, timeout, ...), if it keeps one."""
-        return dict(getattr(self.task, "verify_stats", None) or {})
+        return self.task.verify_stats()
 
     def _next_batch(self, n_prompts: int) -> Batch:
         """N groups of G responses: loaded from the rollouts file (offline), or sampled and verified."""

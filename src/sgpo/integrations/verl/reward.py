@@ -70,9 +70,9 @@ from typing import Any
 
 import torch
 
-from sgpo.configfile import validate
 from sgpo.core import ShapingParams, graded_reward
 from sgpo.errors import ConfigError
+from sgpo.files.config import validate
 from sgpo.grading import GradingSettings, request
 from sgpo.integrations.verl.batching import AsyncBatcher, Batcher, Slot
 from sgpo.integrations.verl.estimator import UNKNOWN_SCORE

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import matplotlib
 
-from sgpo.curves import band, curve
-from sgpo.outputs import write_text_atomic
+from sgpo.evaluation.curves import band, curve
+from sgpo.files.outputs import write_text_atomic
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -28,7 +28,7 @@ def series(history: list[dict], key: str) -> tuple[list[int], list[float]]:
 
 def plot_methods(runs: dict[str, list[list[dict]]], key: str, title: str, path: Path) -> None:
     """One line per method: the mean over seeds, and with two or more seeds a band for the 95%
-    bootstrap interval of that mean (sgpo.curves.band); shared axes."""
+    bootstrap interval of that mean (sgpo.evaluation.curves.band); shared axes."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for method, histories in runs.items():
         b = band([curve(h, key) for h in histories])

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from sgpo.core import ShapingParams, classify_groups, is_correct, judge_mask, rts_from_steps
+from sgpo.files.outputs import write_text_atomic
 from sgpo.grading import GradingSettings, shape, usable
-from sgpo.outputs import write_text_atomic
-from sgpo.rollouts_file import RolloutsFile
+from sgpo.rollouts.file import RolloutsFile
 
 KINDS = ("all_negative", "mixed", "all_positive")
 RTS_BINS = 10

@@ -1,4 +1,4 @@
-"""Writing a rollouts file (the format: :mod:`sgpo.rollouts_file`), one flushed line per response."""
+"""Writing a rollouts file (the format: :mod:`sgpo.rollouts.file`), one flushed line per response."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 import os
 from pathlib import Path
 
+from sgpo.files.outputs import OutputExists
 from sgpo.judges.base import INVALID, Verdict
-from sgpo.outputs import OutputExists
-from sgpo.rollouts_file import FORMAT, VERSION, RolloutRecord, check_header, is_int, parse_record
+from sgpo.rollouts.file import FORMAT, VERSION, RolloutRecord, check_header, is_int, parse_record
 
 
 class RolloutsWriter:

@@ -1,4 +1,4 @@
-"""Batched sampling (transformers ``generate``, or the static-KV-cache loop of :mod:`sgpo.decode`),
+"""Batched sampling (transformers ``generate``, or the static-KV-cache loop of :mod:`sgpo.sampling.kv_cache`),
 the log-probs the loss needs, and the batch layout (prompts left-padded, responses right-padded)
 that sampling, rollouts files and training share."""
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from sgpo import decode
+from sgpo.sampling import kv_cache
 
 
 @dataclass
@@ -93,12 +93,12 @@ def truncated_rows(rollout: "Rollout", eos_ids: list[int]) -> torch.Tensor:
 
 
 def resolve_sampler(sampler: str, model) -> str:
-    """``auto`` -> ``kv`` if :mod:`sgpo.decode` handles ``model``, else ``hf``; ``kv`` and ``hf`` as they are."""
+    """``auto`` -> ``kv`` if :mod:`sgpo.sampling.kv_cache` handles ``model``, else ``hf``; ``kv`` and ``hf`` as they are."""
     if sampler not in ("auto", "hf", "kv"):
         raise ValueError(f"sampler must be auto, hf or kv, got {sampler!r}")
-    if sampler == "kv" and not decode.supports(model):
-        raise ValueError(f"sampler='kv' handles model types {', '.join(decode.SUPPORTED)}; use 'hf' or 'auto'")
-    return sampler if sampler != "auto" else ("kv" if decode.supports(model) else "hf")
+    if sampler == "kv" and not kv_cache.supports(model):
+        raise ValueError(f"sampler='kv' handles model types {', '.join(kv_cache.SUPPORTED)}; use 'hf' or 'auto'")
+    return sampler if sampler != "auto" else ("kv" if kv_cache.supports(model) else "hf")
 
 
 @torch.no_grad()
@@ -116,7 +116,7 @@ def generate(
     """Sample ``n`` responses to each prompt (prompt-major order: prompt 0's n responses first).
 
     ``sampler``: ``hf`` transformers' ``generate`` (honours the model's generation config, e.g.
-    logits processors); ``kv`` the static-KV-cache loop of :mod:`sgpo.decode` (Llama-pattern
+    logits processors); ``kv`` the static-KV-cache loop of :mod:`sgpo.sampling.kv_cache` (Llama-pattern
     models; plain temperature / top-p sampling; also returns the sampling log-probs and
     entropies); ``auto`` ``kv`` where the model supports it, else ``hf``.
     Sampling draws from torch's global RNG, so a seeded run samples the same responses.
@@ -128,7 +128,7 @@ def generate(
     mask = enc["attention_mask"].repeat_interleave(n, dim=0).to(device)
     eos = stop_ids(model, tokenizer)
     if sampler == "kv":
-        response, response_mask, logp, entropy = decode.sample_tokens(
+        response, response_mask, logp, entropy = kv_cache.sample_tokens(
             model, ids, mask, max_new_tokens, eos, tokenizer.pad_token_id, temperature, top_p, greedy)
         texts = tokenizer.batch_decode(response, skip_special_tokens=True)
         return Rollout(torch.cat([ids, response], dim=1), torch.cat([mask, response_mask], dim=1), response_mask, texts,

@@ -17,7 +17,7 @@ FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
 from sgpo.errors import DataError  # noqa: F401,E402 - re-exported: readers raise it from here
-from sgpo.outputs import atomic_path  # noqa: E402
+from sgpo.files.outputs import atomic_path  # noqa: E402
 
 
 def _read_text(path: Path) -> str:

@@ -14,7 +14,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
 from sgpo.errors import DataError, MissingInputError
-from sgpo.packaged import check_model_dir
+from sgpo.models.packaged import check_model_dir
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
 #: Multi-character pieces of the arithmetic task that get one token each, so that a solution

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from sgpo.errors import ConfigError
-from sgpo.sampling import format_prompt, generate
+from sgpo.sampling.rollout import format_prompt, generate
 from sgpo.tasks.base import Problem
 from sgpo.tasks.math_task import BUILTIN_FIELDS, SYSTEM_PROMPT
 from sgpo.tasks.problem_files import read_problems, read_problems_auto

@@ -33,7 +33,7 @@ moves by up to ~0.13 nats with the amount of left padding, and with the batch's 
 fixed widths lay each sequence out the same way in every batch, so the trainer recomputes the
 stored log-probs exactly.
 
-The writer (:mod:`sgpo.rollouts_writer`) appends one line per response and flushes it, so a crash loses at most the record
+The writer (:mod:`sgpo.rollouts.writer`) appends one line per response and flushes it, so a crash loses at most the record
 being written. The reader treats an unterminated last line that is not valid JSON as a
 truncated write: it skips it with a warning, and drops the group it left incomplete (also with a
 warning); any other malformed line is an error naming the file, line and field.
