@@ -258,3 +258,32 @@ TOP_LEVEL = {"sgpo", "sgpo.errors", "sgpo.grading"}
 def test_the_top_level_holds_packages_only():
     loose = sorted(name for name, path in MODULES.items() if name.count(".") == 1 and path.name != "__init__.py")
     assert set(loose) <= TOP_LEVEL, f"modules at the top level of sgpo/: {sorted(set(loose) - TOP_LEVEL)}"
+
+
+def package_table() -> str:
+    """docs/architecture.md's table: each top-level package (or module), its lines, the sgpo packages it imports."""
+    top = lambda name: ".".join(name.split(".")[:2])  # noqa: E731
+    lines: dict[str, int] = {}
+    uses: dict[str, set[str]] = {}
+    for name, path in MODULES.items():
+        if name == "sgpo":
+            continue
+        lines[top(name)] = lines.get(top(name), 0) + len(path.read_text().splitlines())
+        uses.setdefault(top(name), set()).update(top(b) for b in GRAPH[name][0] | GRAPH[name][1] if b != "sgpo")
+    order = sorted(lines, key=lambda p: (-layer(p), p))  # the layers as docs/architecture.md lists them, top first
+    rows = [f"| `{p}` | {len(LAYERS) - layer(p)} | {lines[p]} | {', '.join(f'`{u}`' for u in sorted(uses[p] - {p}, key=lambda u: (layer(u), u))) or '—'} |"
+            for p in order]
+    return "\n".join(["| package | layer | lines | imports |", "| --- | --- | --- | --- |", *rows])
+
+
+def test_the_documented_package_table_matches_the_imports():
+    """The table in docs/architecture.md names each package and what it imports (lines may drift:
+    regenerate with `python tests/test_layout.py`)."""
+    doc = (SRC.parent / "docs" / "architecture.md").read_text()
+    strip_lines = lambda table: [re.sub(r"\| \d+ \|", "| |", row) for row in table.splitlines()]  # noqa: E731
+    documented = [row for row in strip_lines(doc) if row.startswith("| `sgpo.")]
+    assert documented == strip_lines(package_table())[2:], "regenerate with `python tests/test_layout.py`"
+
+
+if __name__ == "__main__":
+    print(package_table())
