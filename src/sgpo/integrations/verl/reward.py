@@ -10,12 +10,15 @@ awaited on the worker's event loop, ``compute_score`` (same fields) runs in its 
 caps how many wrong responses share a judge batch (see :mod:`sgpo.integrations.verl.batching`). The
 response is verified with the task's own verifier (the arithmetic task's, or the math task's
 ``\\boxed{}`` + math-verify check); a correct one scores 1. verl shows the reward function no
-group, so a wrong one is always sent to the step judge and scores f(RTS) < 1
-(``sgpo.core.graded_reward``) when the verdict is usable; without one (a failed verdict, or a
-response without steps, which is not sent) it scores ``UNKNOWN_SCORE`` (-0.001), which the
-estimator reads as an unknown reward (DESIGN §2.8). A judge failure is never an exception. The ``sgpo`` advantage estimator then keeps the
-grades only in SGPO's scope (all-negative groups by default), which gives the native trainer's
-rewards; the grades of wrong responses in mixed groups are the extra judge calls this costs.
+group, so a wrong one is always graded as the method (``method``, default ``sgpo``) grades it: for
+``sgpo`` it is sent to the step judge and scores f(RTS) < 1 (``sgpo.core.graded_reward``) when the
+verdict is usable; without one (a failed verdict, or a response without steps, which is not sent)
+it scores ``UNKNOWN_SCORE`` (-0.001), which the estimator reads as an unknown reward. A judge
+failure never raises; it is counted. The ``random`` control draws its RTS instead (no judge, for
+exactly the responses a judge could grade: those with steps); ``grpo`` grades nothing (a wrong
+response scores 0). The ``sgpo`` advantage estimator then keeps the grades only in the method's
+scope (all-negative groups by default), which gives the native trainer's rewards; the grades of
+wrong responses in mixed groups are the extra judge calls this costs.
 
 Data: ``extra_info["question"]`` (or ``"problem"``) is the problem text the judge sees,
 ``extra_info["reference"]`` (or ``"solution"``) an optional reference solution, and
@@ -26,6 +29,10 @@ works too). :mod:`sgpo.integrations.verl.data` writes sgpo tasks in that layout.
 
 * ``task``: ``arith``, ``math`` or ``auto`` (default: ``arith`` if ``data_source`` contains
   "arith", else ``math``);
+* ``method`` (``sgpo``): the registered method to grade for, the estimator's
+  ``algorithm.sgpo.method``; one that only changes rewards (``sgpo.core.Method.reward_only``):
+  a wrong response scores the method's reward for it alone. ``seed`` (0) seeds a judge-free
+  method's draws, together with the problem and the response text;
 * ``judge_config``: an sgpo judge YAML/JSON file (a ``judge:`` section or a training config);
   ``judge``: JudgeConfig fields as a mapping (e.g. ``judge.kind=llm_http``,
   ``judge.http.base_url=...``), applied over the file. Default: ``kind: rule`` (arithmetic only);
@@ -49,11 +56,12 @@ the one the router lists. A ``judge.kind`` other than ``llm_http`` next to a hos
 error (the hosted model would sit unused). The tokenizer is not needed: the server applies the
 judge model's chat template.
 
-The judge is built once per process and settings. Each call returns ``score`` (1, f(RTS), 0 for a
-wrong validation row, or ``UNKNOWN_SCORE``), ``acc`` (the outcome), ``first_error`` (-1: none
-found or not judged), ``n_steps``, ``rts``, ``judge_status``
-(``skipped`` for a correct response, ``no_steps``, ``mixed_group`` from sgpo's reward manager, or
-the verdict's ``ok``/``invalid``/``error``/``timeout``), ``judged`` (1 if the response was sent to the judge) and ``verify_status``.
+The judge is built once per process and settings (and only for a method that asks one). Each call
+returns ``score`` (1, the method's graded reward, 0 for a wrong validation row or an ungraded
+response, or ``UNKNOWN_SCORE``), ``acc`` (the outcome), ``first_error`` (-1: none found or not
+judged), ``n_steps``, ``rts`` (the judged RTS; 0 if not judged), ``judge_status``
+(``skipped`` for a correct or ungraded response, ``no_steps``, ``drawn`` for a judge-free method's
+grade, ``mixed_group`` from sgpo's reward manager, or the verdict's ``ok``/``invalid``/``error``/``timeout``), ``judged`` (1 if the response was sent to the judge) and ``verify_status``.
 :func:`judge_stats` has this process's counts.
 """
 
