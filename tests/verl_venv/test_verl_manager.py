@@ -127,10 +127,14 @@ def test_a_method_that_asks_no_judge_does_not_wait(ray_cluster, tokenizer_dir, j
     cfg = manager_config(tokenizer_dir, judge_yaml, wait_s=120, extra=method)
     board = ray.remote(GroupBoard).options(name=BOARD_NAME, get_if_exists=True).remote()
     before = ray.get(board.counts.remote())["posts"]
-    info = [o["reward_extra_info"] for o in streamed(cfg, batch_with_sessions(problems, texts, "random"))]
+    data = batch_with_sessions(problems, texts, "random")
+    info = [o["reward_extra_info"] for o in streamed(cfg, data)]
     assert ray.get(board.counts.remote())["posts"] == before and CountingJudge.asked == 0
     assert [r["judge_status"] for r in info[4:8]] == ["skipped", "drawn", "no_steps", "drawn"]
-    assert info == reward_fn_scores(problems, texts, method="random")
+    # compute_score's fields (the draw is seeded by the row's extra_info too, so only the score differs)
+    plain = reward_fn_scores(problems, texts, method="random")
+    assert [{**r, "score": 0} for r in info] == [{**r, "score": 0} for r in plain]
+    assert [r["score"] for r in info] == [r["score"] for r in (o["reward_extra_info"] for o in streamed(cfg, data))]
 
 
 def test_a_missing_sibling_ends_in_a_judge_call(ray_cluster, tokenizer_dir, judge_yaml):
