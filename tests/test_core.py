@@ -264,6 +264,9 @@ def test_a_method_says_what_it_needs_and_does():
     assert flags == {"dapo": (False, False, True, False), "grpo": (False, False, False, False),
                      "ngrpo": (False, False, False, True), "random": (False, True, False, False),
                      "sgpo": (True, True, False, False)}
+    # only changing rewards is what neither over-sampling nor own advantages do; verl runs exactly these
+    assert {name: METHODS.get(name).reward_only for name in METHODS} == {
+        "dapo": False, "grpo": True, "ngrpo": False, "random": True, "sgpo": True}
 
 
 def test_registering_and_unregistering_a_method():

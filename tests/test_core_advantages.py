@@ -10,7 +10,7 @@ import pytest
 import torch
 from testkit import close, sigmoid
 
-from sgpo.core import METHODS, SCALES, ShapingParams, group_advantages
+from sgpo.core import METHODS, SCALES, ShapingParams, group_advantages, shape_graded
 
 EPS = 1e-6
 
@@ -268,3 +268,40 @@ def test_a_failed_verdict_no_longer_ranks_below_wrong_at_step_zero():
     assert out.advantages[0, 0] < 0 < out.advantages[0, 1]
     alone = METHODS.get("sgpo")(outcomes[:, :2], rts=rts[:, :2], verdict_ok=ok[:, :2], params=ShapingParams())
     assert torch.allclose(out.advantages[:, :2], alone.advantages)
+
+
+# ------------------------------------------------------------- shape_graded: what reward-only methods share
+
+
+def test_shape_graded_by_hand():
+    outcomes = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    graded = torch.tensor([[0.2, 0.6, 0.9], [0.7, 0.4, 0.3]])
+    usable = torch.tensor([[True, True, False], [True, True, False]])
+    out = shape_graded(outcomes, graded, usable, ShapingParams())
+    # all-negative group: the two usable grades, the third unknown (reward kept at its outcome 0);
+    # mixed group: out of scope, so 0/1 whatever the grades, and every reward known
+    assert out.rewards.tolist() == [pytest.approx([0.2, 0.6, 0.0]), [1.0, 0.0, 0.0]]
+    assert out.known.tolist() == [[True, True, False], [True, True, True]]
+    d = 0.2 / statistics.stdev([0.2, 0.6])  # two known rewards: +-(0.6 - 0.2) / 2 over their std
+    assert out.advantages[0].tolist() == pytest.approx([-d, d, 0.0], rel=1e-4)
+    assert out.advantages[1].tolist() == pytest.approx(textbook([[1.0, 0.0, 0.0]])[0], rel=1e-5)
+    wide = shape_graded(outcomes, graded, usable, ShapingParams(scope="all_incorrect", scale="none"))
+    assert wide.rewards[1].tolist() == pytest.approx([1.0, 0.4, 0.0]) and wide.known[1].tolist() == [True, True, False]
+    assert wide.advantages[1].tolist() == pytest.approx([0.3, -0.3, 0.0], abs=1e-6)
+
+
+def test_reward_only_methods_are_shape_graded_of_their_graded_rewards():
+    """sgpo and random are shape_graded of f(RTS) (random: of its own draw), grpo of the outcomes."""
+    g = torch.Generator().manual_seed(5)
+    outcomes = (torch.rand(30, 4, generator=g) < 0.3).float()
+    rts, ok = torch.rand(30, 4, generator=g), torch.rand(30, 4, generator=g) < 0.8
+    params = ShapingParams(scope="all_incorrect", mapping="linear", mapping_params={"scale": 0.5}, scale="none")
+    sgpo = METHODS.get("sgpo")(outcomes, rts=rts, verdict_ok=ok, params=params)
+    want = shape_graded(outcomes, 0.5 * rts, ok, params)
+    assert torch.equal(sgpo.rewards, want.rewards) and torch.equal(sgpo.advantages, want.advantages)
+    assert torch.equal(sgpo.known, want.known) and not want.known.all()
+    drawn = torch.rand(30, 4, generator=torch.Generator().manual_seed(9))
+    rnd = METHODS.get("random")(outcomes, verdict_ok=ok, params=params, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(rnd.advantages, shape_graded(outcomes, 0.5 * drawn, ok, params).advantages)
+    grpo = METHODS.get("grpo")(outcomes, params=params)
+    assert torch.equal(grpo.advantages, group_advantages(outcomes, "none")) and grpo.known is None

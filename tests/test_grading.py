@@ -14,6 +14,7 @@ from sgpo.grading import (
     grade,
     grading_stats,
     judge_rows,
+    merge_grading_stats,
     request,
     shape,
     step_generator,
@@ -171,3 +172,31 @@ def test_step_generator_and_token_counter_are_the_shared_ones():
         return {"input_ids": text.split()}
 
     assert token_counter(whitespace_tokenizer)("two words") == 2
+
+
+def test_stats_of_parts_merge_into_the_stats_of_the_whole():
+    """verl grades groups of unequal size bucket by bucket; merged, the parts' stats are the batch's."""
+    texts = texts_of([["e0", "b"], ["e1", "b"], ["fail"], ["e0", "b", "c", "d"],
+                      ["e1", "x"], ["right"], ["e1"], ["e0"],
+                      ["e3", "a", "b", "c"], ["e0", "a"], [""], ["e1", "a", "b"]])
+    outcomes = torch.tensor([[0.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]])
+    whole = grade([P] * 3, texts, outcomes, GradingSettings("sgpo"), ByFirstLine())
+    full = grading_stats(outcomes, whole)
+    parts = []
+    for rows in ([0], [1, 2]):  # two parts of different sizes, as buckets of groups are
+        sub = grade([P] * len(rows), [texts[4 * r + i] for r in rows for i in range(4)], outcomes[rows],
+                    GradingSettings("sgpo"), ByFirstLine())
+        parts.append((grading_stats(outcomes[rows], sub), len(rows), 4 * len(rows)))
+    assert parts[0][0]["sgpo/rts_mean"] != parts[1][0]["sgpo/rts_mean"]  # weighting matters
+    merged = merge_grading_stats(parts)
+    assert merged.keys() == full.keys()
+    assert merged == {k: pytest.approx(v, abs=1e-6) for k, v in full.items()}
+    assert merged["sgpo/judged_responses"] == 8 and merged["groups/all_negative_frac"] == pytest.approx(2 / 3)
+    assert merge_grading_stats([]) == {}
+
+
+def test_stats_without_rts_leave_out_the_rts_mean():
+    outcomes = torch.tensor([[0.0, 0, 1]])
+    out = shape(outcomes, torch.zeros(1, 3), torch.zeros(1, 3, dtype=torch.bool), GradingSettings("grpo"))
+    stats = grading_stats(outcomes, out, torch.zeros(1, 3, dtype=torch.bool), torch.zeros(1, 3, dtype=torch.bool))
+    assert "sgpo/rts_mean" not in stats and stats["accuracy/train"] == pytest.approx(1 / 3)

@@ -8,15 +8,16 @@ import random
 import pytest
 import torch
 
-from sgpo.core import ShapingParams
+from sgpo.core import METHODS, MethodOutput, ShapingParams, group_advantages, judge_mask, known_rewards
 from sgpo.errors import ConfigError
-from sgpo.grading import GradingSettings, grade
+from sgpo.grading import GradingSettings, grade, grading_stats
 from sgpo.integrations.verl.estimator import (
     UNKNOWN_SCORE,
     group_rows,
     options_from_config,
     session_rows,
     sgpo_verl_advantages,
+    verl_methods,
 )
 from sgpo.integrations.verl.reward import compute_score
 from sgpo.tasks.arith import ArithRuleJudge, ArithTask
@@ -125,6 +126,12 @@ def test_unequal_group_sizes_are_handled_per_group():
         rows = [r for r, u in enumerate(uids) if u == g]
         sub = sgpo_verl_advantages(rewards[rows], torch.ones(len(rows), 1), [0] * len(rows))
         torch.testing.assert_close(out.advantages[rows], sub.advantages)
+    # statistics over buckets of sizes 2, 3 and 4: weighted by responses and groups, counts added up
+    correct = [scores[i] == 1.0 for i in keep]
+    assert out.stats["accuracy/train"] == pytest.approx(sum(correct) / len(keep))
+    assert out.stats["groups/all_negative_frac"] == pytest.approx(3 / 5)
+    assert out.stats["sgpo/judged_responses"] == 2 + 4 + 3  # the wrong responses left in the all-negative groups
+    assert out.stats["reward/mean"] == pytest.approx(out.rewards.mean().item())
     with pytest.raises(ValueError, match="equal size"):
         sgpo_verl_advantages(rewards, torch.ones_like(rewards), uids, scale="batch")
 
@@ -136,7 +143,9 @@ def test_single_response_group_has_no_signal():
 
 def test_group_rows_and_options():
     assert group_rows(["b", "a", "b", "c", "a"]) == [[0, 2], [1, 4], [3]]
-    assert options_from_config({"norm_adv_by_std_in_grpo": False}) == {"scope": "all_negative", "scale": "none", "eps": 1e-6}
+    assert options_from_config({"norm_adv_by_std_in_grpo": False}) == {"method": "sgpo", "scope": "all_negative",
+                                                                         "scale": "none", "eps": 1e-6}
+    assert options_from_config({"sgpo": {"method": "random"}})["method"] == "random"
     assert options_from_config({"sgpo": {"scope": "all_incorrect"}})["scope"] == "all_incorrect"
     with pytest.raises(ValueError, match="use_kl_in_reward"):
         options_from_config({"use_kl_in_reward": True})
@@ -267,3 +276,133 @@ def test_a_verl_hosted_judge_needs_the_llm_http_kind():
         compute_score("sgpo/arith", wrong_at(p, 1), p.answer, {"question": p.question},
                       reward_router_address="127.0.0.1:1", judge={"kind": "rule"})
     assert "\n" not in str(e.value)
+
+
+# ------------------------------------------------------------------ methods other than sgpo
+
+
+def native_and_verl(method, params, monkeypatch=None, **reward_kwargs):
+    """The scenario scored by the reward function for ``method``, its verl advantages and native ``grade``."""
+    problems, texts = scenario()
+    results = reward_fn_scores(problems, texts, method=method, **reward_kwargs)
+    outcomes = torch.tensor([r["acc"] for r in results]).view(-1, G)
+    order, rewards, mask, uids = verl_batch(problems, texts, [r["score"] for r in results], seed=5)
+    out = sgpo_verl_advantages(rewards, mask, uids, scope=params.scope, scale=params.scale, method=method)
+    native = grade(problems, texts, outcomes, GradingSettings(method, params, "line"), judge=ArithRuleJudge(),
+                   generator=torch.Generator().manual_seed(0))
+    return results, order, mask, out, native, outcomes
+
+
+def test_options_refuse_a_method_verl_cannot_run_in_one_line():
+    assert verl_methods() == ["grpo", "random", "sgpo"]
+    for method, why in (("dapo", "dapo over-samples prompts"), ("ngrpo", "ngrpo computes its own advantages")):
+        with pytest.raises(ConfigError, match=f"algorithm.sgpo.method={method}: verl runs only methods that change "
+                                              f"rewards \\(grpo, random, sgpo\\); {why}") as e:
+            options_from_config({"sgpo": {"method": method}})
+        assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="algorithm.sgpo.method='sgp' is not a registered method"):
+        options_from_config({"sgpo": {"method": "sgp"}})
+    problems, texts = scenario()
+    p = problems[0]
+    with pytest.raises(ConfigError, match="reward_kwargs.method=ngrpo: verl runs only"):
+        compute_score("sgpo/arith", wrong_at(p, 1), p.answer, {"question": p.question}, method="ngrpo")
+
+
+def half_rts(outcomes, rts, verdict_ok, params=ShapingParams(), **_) -> MethodOutput:
+    """tests/test_new_method.py's method: judged wrong responses in scope get r = RTS / 2."""
+    graded = judge_mask(outcomes, params.scope) & verdict_ok
+    rewards = torch.where(graded, rts / 2, outcomes.float())
+    known = known_rewards(outcomes, verdict_ok, params.scope)
+    advantages = group_advantages(rewards, params.scale, params.eps, known=known)
+    return MethodOutput(rewards, advantages, torch.ones(len(outcomes), dtype=torch.bool), known)
+
+
+@pytest.fixture
+def half_rts_registered():
+    METHODS.register("half_rts", judges=True)(half_rts)
+    yield "half_rts"
+    METHODS.unregister("half_rts")
+
+
+@pytest.mark.parametrize("scale", ["group", "none"])
+def test_a_method_registered_in_a_test_runs_through_verl(half_rts_registered, scale):
+    """A method that only maps RTS differently needs no verl code: the reward function scores with it and
+    the estimator runs it, equal to native grading with it."""
+    assert "half_rts" in verl_methods()
+    params = ShapingParams(scale=scale)
+    results, order, mask, out, native, _ = native_and_verl("half_rts", params)
+    graded = [r for r in results if r["judge_status"] == "ok"]
+    assert graded and all(r["score"] == pytest.approx(r["rts"] / 2) for r in graded)  # its mapping, not f(RTS)
+    torch.testing.assert_close(out.advantages, native.advantages.reshape(-1)[order][:, None] * mask)
+    torch.testing.assert_close(out.rewards, native.rewards.reshape(-1)[order])
+    assert out.advantages[[order.index(i) for i in range(4)]].abs().sum() > 0  # the all-negative group learns
+    assert out.stats["sgpo/judged_responses"] == 12 and out.stats["sgpo/verl_extra_judged"] == 3
+
+
+def test_random_through_verl_equals_native_grade_on_the_same_draws(monkeypatch):
+    """``random`` in verl: the reward function draws the RTS (no judge), seeded by the response, for exactly
+    the wrong responses with steps; the estimator then equals native ``grade`` given those draws."""
+    params = ShapingParams(mapping="linear", mapping_params={"scale": 0.5})  # score = RTS / 2 exactly: the draw is readable
+    problems, texts = scenario()
+    results = reward_fn_scores(problems, texts, method="random", mapping="linear", mapping_params={"scale": 0.5})
+    outcomes = torch.tensor([r["acc"] for r in results]).view(-1, G)
+    status = [r["judge_status"] for r in results]
+    assert all(r["judged"] == 0 for r in results)  # no judge call
+    wrong_with_steps = [i for i, r in enumerate(results) if r["acc"] == 0 and texts[i].strip()]
+    assert [i for i, s in enumerate(status) if s == "drawn"] == wrong_with_steps
+    assert [status[i] for i in (6, 14, 19)] == ["no_steps"] * 3
+    drawn = torch.tensor([r["score"] * 2 for r in results]).view(-1, G)
+    assert len({round(x, 6) for x in drawn.view(-1)[wrong_with_steps].tolist()}) > 10  # draws, not a constant
+
+    seen = []
+
+    def the_same_draws(shape, generator=None, device=None):
+        seen.append(tuple(shape))
+        return drawn.clone()
+
+    with monkeypatch.context() as m:
+        m.setattr(torch, "rand", the_same_draws)  # the native control's one draw: [N, G] uniform RTS
+        native = grade(problems, texts, outcomes, GradingSettings("random", params, "line"),
+                       generator=torch.Generator().manual_seed(0))
+    assert seen == [(5, G)]
+    order, rewards, mask, uids = verl_batch(problems, texts, [r["score"] for r in results], seed=7)
+    out = sgpo_verl_advantages(rewards, mask, uids, method="random")
+    torch.testing.assert_close(out.advantages, native.advantages.reshape(-1)[order][:, None] * mask)
+    torch.testing.assert_close(out.rewards, native.rewards.reshape(-1)[order])
+    assert out.known.tolist() == native.known.reshape(-1)[order].tolist()
+    assert not native.known[4, 3] and native.known[3, :2].all()  # no steps: unknown; with steps: drawn, known
+    # the same statistics as native grading (no judge: nothing judged), bar the RTS mean the estimator cannot see
+    full = grading_stats(outcomes, native)
+    assert {k: out.stats[k] for k in full if k != "sgpo/rts_mean"} == {
+        k: pytest.approx(v, abs=1e-6) for k, v in full.items() if k != "sgpo/rts_mean"}
+    assert out.stats["sgpo/judged_responses"] == 0 and out.stats["sgpo/verl_extra_judged"] == 0
+    assert out.stats["sgpo/verl_dropped_grades"] == 2  # the mixed group's two drawn wrong responses
+
+    again = reward_fn_scores(problems, texts, method="random", mapping="linear", mapping_params={"scale": 0.5})
+    other = reward_fn_scores(problems, texts, method="random", mapping="linear", mapping_params={"scale": 0.5}, seed=1)
+    assert [r["score"] for r in again] == [r["score"] for r in results]  # reproducible
+    assert sum(other[i]["score"] != results[i]["score"] for i in wrong_with_steps) == len(wrong_with_steps)
+
+
+def test_random_needs_no_judge_even_where_sgpo_would():
+    out = compute_score("sgpo/math", "1 + 1 = 3\nSo \\boxed{3}", "2", {"question": "1 + 1?"}, method="random")
+    assert out["judge_status"] == "drawn" and out["judged"] == 0 and 0 <= out["score"] < 1
+
+
+def test_grpo_through_verl_grades_nothing_and_equals_native():
+    params = ShapingParams()
+    results, order, mask, out, native, outcomes = native_and_verl("grpo", params)
+    assert [r["score"] for r in results] == [float(x) for x in outcomes.view(-1)]
+    assert all(r["judged"] == 0 and r["judge_status"] == "skipped" for r in results)
+    torch.testing.assert_close(out.advantages, native.advantages.reshape(-1)[order][:, None] * mask)
+    assert out.advantages[[order.index(i) for i in range(4)]].abs().sum() == 0  # GRPO: no signal when all wrong
+    assert out.stats["sgpo/judged_responses"] == 0 and out.stats["sgpo/judge_failures"] == 0
+
+
+def test_sgpo_statistics_are_grading_stats():
+    params = ShapingParams()
+    _, _, _, out, native, outcomes = native_and_verl("sgpo", params)
+    full = grading_stats(outcomes, native)
+    assert {k: out.stats[k] for k in full if k != "sgpo/rts_mean"} == {
+        k: pytest.approx(v, abs=1e-6) for k, v in full.items() if k != "sgpo/rts_mean"}
+    assert set(out.stats) - set(full) == {"sgpo/verl_extra_judged", "sgpo/verl_dropped_grades"}

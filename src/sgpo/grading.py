@@ -329,15 +329,17 @@ def grading_stats(outcomes: torch.Tensor, graded: Graded | MethodOutput, judged:
                   verdict_ok: torch.Tensor | None = None, rts: torch.Tensor | None = None) -> dict[str, float]:
     """The algorithm's metrics for one batch (DESIGN §4 names): accuracy, reward, group kinds, ``sgpo/*``.
 
-    ``graded`` is a :class:`Graded`, or a bare ``MethodOutput`` with ``judged``, ``verdict_ok`` and
-    ``rts`` ([N, G] each) given beside it (a process that did not judge every row itself).
+    ``graded`` is a :class:`Graded`, or a bare ``MethodOutput`` with ``judged`` and ``verdict_ok``
+    ([N, G] each) given beside it (a process that did not judge every row itself), and ``rts`` if
+    it has the RTS values: without them (verl's estimator sees graded rewards only) there is no
+    ``sgpo/rts_mean``.
     """
     if isinstance(graded, Graded):
         judged, verdict_ok, rts = graded.judged, graded.verdict_ok, graded.rts
     kinds = classify_groups(outcomes)
     good = judged & verdict_ok
     recovered = kinds.all_negative & (graded.advantages.abs() > 0).any(dim=1)
-    return {
+    stats = {
         "accuracy/train": outcomes.float().mean().item(),
         "reward/mean": graded.rewards.mean().item(),
         "groups/all_negative_frac": kinds.all_negative.float().mean().item(),
@@ -346,12 +348,41 @@ def grading_stats(outcomes: torch.Tensor, graded: Graded | MethodOutput, judged:
         "sgpo/judged_responses": int(judged.sum()),
         "sgpo/judge_failures": int((judged & ~verdict_ok).sum()),
         "sgpo/recovered_groups_frac": recovered.float().mean().item(),
-        "sgpo/rts_mean": rts[good].mean().item() if good.any() else 0.0,
     }
+    if rts is not None:
+        stats["sgpo/rts_mean"] = rts[good].mean().item() if good.any() else 0.0
+    return stats
+
+
+#: The :func:`grading_stats` that are shares of groups and counts; the others are means over responses,
+#: except ``sgpo/rts_mean``, a mean over the usable verdicts (judged responses less failures).
+_PER_GROUP = ("groups/all_negative_frac", "groups/all_positive_frac", "groups/mixed_frac", "sgpo/recovered_groups_frac")
+_COUNTS = ("sgpo/judged_responses", "sgpo/judge_failures")
+
+
+def merge_grading_stats(parts: Sequence[tuple[dict[str, float], int, int]]) -> dict[str, float]:
+    """The :func:`grading_stats` of a batch from those of its parts, each ``(stats, groups, responses)``
+    (e.g. groups of unequal sizes, graded size by size). Counts add up; means are weighted by what they
+    are means over (responses, groups, usable verdicts)."""
+    parts = [p for p in parts if p[1] > 0]
+    out: dict[str, float] = {}
+    for key in parts[0][0] if parts else ():
+        if key in _COUNTS:
+            out[key] = sum(stats[key] for stats, _, _ in parts)
+            continue
+        if key in _PER_GROUP:
+            weights = [groups for _, groups, _ in parts]
+        elif key == "sgpo/rts_mean":
+            weights = [stats["sgpo/judged_responses"] - stats["sgpo/judge_failures"] for stats, _, _ in parts]
+        else:
+            weights = [responses for _, _, responses in parts]
+        total = sum(weights)
+        out[key] = sum(stats[key] * w for (stats, _, _), w in zip(parts, weights)) / total if total else 0.0
+    return out
 
 
 __all__ = [
     "GradingSettings", "Graded", "Judged", "NO_STEPS", "RTS_UNITS", "StepReading", "ask_judge", "grade", "grading_stats",
-    "in_scope", "judge_requests", "judge_rows", "judged_mask", "request", "requests_for", "rts_of", "scope_index", "shape",
+    "in_scope", "judge_requests", "judge_rows", "judged_mask", "merge_grading_stats", "request", "requests_for", "rts_of", "scope_index", "shape",
     "step_generator", "token_counter", "usable",
 ]

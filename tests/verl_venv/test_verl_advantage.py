@@ -80,6 +80,28 @@ def test_verl_compute_advantage_equals_native_grading(v1, overrides, params):
     assert LAST_STATS["sgpo/judge_failures"] == (5 if params.scope == "all_negative" else 6)
 
 
+@pytest.mark.parametrize("v1", [False, True], ids=["ray_trainer", "v1"])
+def test_random_through_verl_equals_native_grading_on_the_same_draws(v1, monkeypatch):
+    """``+algorithm.sgpo.method=random``: verl's own advantage step on the reward function's drawn scores equals
+    the native ``grade`` of ``random`` given the same draws (the score is RTS / 2 exactly under this mapping)."""
+    mapping = {"mapping": "linear", "mapping_params": {"scale": 0.5}}
+    problems, texts = scenario()
+    results = reward_fn_scores(problems, texts, method="random", **mapping)
+    assert {r["judge_status"] for r in results} == {"skipped", "drawn", "no_steps"}
+    outcomes = torch.tensor([r["acc"] for r in results]).view(-1, G)
+    drawn = torch.tensor([r["score"] * 2 for r in results]).view(-1, G)
+    with monkeypatch.context() as m:
+        m.setattr(torch, "rand", lambda shape, generator=None, device=None: drawn.clone())  # the native control's draw
+        native = grade(problems, texts, outcomes, GradingSettings("random", ShapingParams(**mapping), "line"))
+    order, rewards, mask, uids = verl_batch(problems, texts, [r["score"] for r in results], seed=3)
+    got = verl_advantages(algorithm_config("+algorithm.sgpo.method=random"), rewards, mask, uids, v1=v1)
+    torch.testing.assert_close(got, native.advantages.reshape(-1)[order][:, None] * mask)
+    assert got[[order.index(i) for i in range(12, 16)]].abs().sum() > 0  # no judge needed: the broken group learns
+    from sgpo.integrations.verl.plugin import LAST_STATS
+
+    assert LAST_STATS["sgpo/judged_responses"] == 0 and LAST_STATS["sgpo/verl_dropped_grades"] == 2
+
+
 def test_in_reward_kl_is_refused():
     problems, texts = scenario()
     _, rewards, mask, uids = verl_batch(problems, texts, [0.0] * len(texts))

@@ -50,6 +50,24 @@ def test_a_colocated_hosted_judge_is_refused():
              "reward.reward_model.n_gpus_per_node=1", "reward.reward_model.nnodes=1")
 
 
+def test_the_method_is_checked_against_the_registry_and_the_reward_function():
+    """``+algorithm.sgpo.method`` names a registered method verl can run, and sgpo's reward function must
+    grade for the same one (it gets reward_kwargs, not the algorithm section)."""
+    reward = ["reward.custom_reward_function.path=pkg://sgpo.integrations.verl.reward"]
+    with pytest.raises(ConfigError, match="algorithm.sgpo.method=ngrpo: verl runs only methods that change rewards") as e:
+        validate("algorithm.adv_estimator=sgpo", "+algorithm.sgpo.method=ngrpo")
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="algorithm.sgpo.method=random but sgpo's reward function grades for "
+                                          "reward.custom_reward_function.reward_kwargs.method=sgpo") as e:
+        validate("algorithm.adv_estimator=sgpo", "+algorithm.sgpo.method=random", *reward)
+    assert "\n" not in str(e.value)
+    validate("algorithm.adv_estimator=sgpo", "+algorithm.sgpo.method=random", *reward,
+             "+reward.custom_reward_function.reward_kwargs.method=random")
+    validate("algorithm.adv_estimator=sgpo", "+algorithm.sgpo.method=random")  # another reward function: its business
+    with pytest.raises(ConfigError, match="method=sgpo but .*reward_kwargs.method=grpo"):
+        validate("algorithm.adv_estimator=sgpo", *reward, "+reward.custom_reward_function.reward_kwargs.method=grpo")
+
+
 def test_main_ppo_refuses_at_start_up(tmp_path):
     """The real entry point: it exits with sgpo's reason before Ray is started."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_USE_EXTERNAL")}

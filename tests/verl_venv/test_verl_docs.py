@@ -47,7 +47,8 @@ def test_documented_commands_compose(tmp_path):
     for overrides in commands:
         cfg = compose_with(overrides)
         assert cfg.algorithm.adv_estimator == "sgpo"
-        assert options_from_config(cfg.algorithm) == {"scope": "all_negative", "scale": "group", "eps": 1e-6}
+        assert options_from_config(cfg.algorithm) == {"method": "sgpo", "scope": "all_negative", "scale": "group",
+                                                      "eps": 1e-6}
         check_reward_model(cfg)  # what the plugin checks at start-up
         fn = get_custom_reward_fn(cfg)  # verl's loader, with reward_kwargs merged in
         assert inspect.iscoroutinefunction(fn)  # verl awaits it
@@ -66,8 +67,10 @@ def test_documented_options_compose(tmp_path):
     (tmp_path / "judge.yaml").write_text("judge:\n  kind: rule\n")
     cfg = compose_with(documented_commands(tmp_path)[0] + options + [
         "+ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES=sgpo.integrations.verl.plugin"])
-    assert options_from_config(cfg.algorithm) == {"scope": "all_incorrect", "scale": "none", "eps": 1e-6}
+    assert options_from_config(cfg.algorithm) == {"method": "random", "scope": "all_incorrect", "scale": "none",
+                                                  "eps": 1e-6}
     kwargs = cfg.reward.custom_reward_function.reward_kwargs
+    assert kwargs.method == "random" and kwargs.seed == 0  # the reward function grades for the estimator's method
     assert kwargs.task == "arith" and kwargs.judge.kind == "llm_http" and kwargs.mapping == "linear"
     assert cfg.reward.reward_manager.name == "SGPORewardManager" and kwargs.group_wait_s == 300
     from verl.trainer.ppo.reward import resolve_reward_manager_cls

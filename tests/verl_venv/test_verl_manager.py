@@ -47,7 +47,7 @@ def tokenizer_dir(tmp_path_factory):
     return path
 
 
-def manager_config(tokenizer_dir, judge_yaml, wait_s, n=G, name="compute_score"):
+def manager_config(tokenizer_dir, judge_yaml, wait_s, n=G, name="compute_score", extra=()):
     overrides = [
         "algorithm.adv_estimator=sgpo", f"actor_rollout_ref.model.path={tokenizer_dir}",
         f"actor_rollout_ref.rollout.n={n}",
@@ -56,7 +56,7 @@ def manager_config(tokenizer_dir, judge_yaml, wait_s, n=G, name="compute_score")
         f"+reward.custom_reward_function.reward_kwargs.judge_config={judge_yaml}",
         f"+reward.custom_reward_function.reward_kwargs.group_wait_s={wait_s}",
         "reward.reward_manager.source=importlib", "reward.reward_manager.name=SGPORewardManager",
-        "reward.reward_manager.module.path=pkg://sgpo.integrations.verl.manager",
+        "reward.reward_manager.module.path=pkg://sgpo.integrations.verl.manager", *extra,
     ]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         return migrate_legacy_reward_impl(compose(config_name="ppo_trainer", overrides=overrides))
@@ -118,6 +118,23 @@ def test_only_all_negative_groups_are_judged(ray_cluster, tokenizer_dir, judge_y
                                 non_tensors={"uid": data.non_tensor_batch["uid"]})
     out = compute_advantage(batch, adv_estimator="sgpo", num_repeat=G, config=cfg.algorithm)
     torch.testing.assert_close(out.batch["advantages"], native.advantages.reshape(-1)[:, None] * response_mask)
+
+
+def test_a_method_that_asks_no_judge_does_not_wait(ray_cluster, tokenizer_dir, judge_yaml):
+    """``random``: nothing to save, so no response goes to the board; the drawn grades are compute_score's."""
+    problems, texts = scenario()
+    method = ["+algorithm.sgpo.method=random", "+reward.custom_reward_function.reward_kwargs.method=random"]
+    cfg = manager_config(tokenizer_dir, judge_yaml, wait_s=120, extra=method)
+    board = ray.remote(GroupBoard).options(name=BOARD_NAME, get_if_exists=True).remote()
+    before = ray.get(board.counts.remote())["posts"]
+    data = batch_with_sessions(problems, texts, "random")
+    info = [o["reward_extra_info"] for o in streamed(cfg, data)]
+    assert ray.get(board.counts.remote())["posts"] == before and CountingJudge.asked == 0
+    assert [r["judge_status"] for r in info[4:8]] == ["skipped", "drawn", "no_steps", "drawn"]
+    # compute_score's fields (the draw is seeded by the row's extra_info too, so only the score differs)
+    plain = reward_fn_scores(problems, texts, method="random")
+    assert [{**r, "score": 0} for r in info] == [{**r, "score": 0} for r in plain]
+    assert [r["score"] for r in info] == [r["score"] for r in (o["reward_extra_info"] for o in streamed(cfg, data))]
 
 
 def test_a_missing_sibling_ends_in_a_judge_call(ray_cluster, tokenizer_dir, judge_yaml):

@@ -8,7 +8,7 @@ Methods, scopes and reward mappings are chosen by name from their registries (``
 from sgpo.core.advantages import SCALES, group_advantages
 from sgpo.core.groups import GroupKinds, classify_groups, is_correct
 from sgpo.core.loss import AGGREGATIONS, PolicyLoss, aggregate, k3_kl, policy_loss
-from sgpo.core.methods import METHODS, Method, MethodOutput, ShapingParams, known_rewards, needs_judge
+from sgpo.core.methods import METHODS, Method, MethodOutput, Shaped, ShapingParams, known_rewards, needs_judge, shape_graded
 from sgpo.core.registry import Registry, UnknownName
 from sgpo.core.rewards import MAX_GRADED_REWARD, REWARD_MAPPINGS, RewardMapping, graded_reward
 from sgpo.core.rts import rts_from_steps, rts_from_tokens
@@ -16,7 +16,9 @@ from sgpo.core.shaping import SCOPES, judge_mask, restrict_to_scope, sgpo_reward
 
 __all__ = [
     "AGGREGATIONS", "GroupKinds", "MAX_GRADED_REWARD", "METHODS", "Method", "MethodOutput",
-    "PolicyLoss", "REWARD_MAPPINGS", "Registry", "RewardMapping", "SCALES", "SCOPES", "ShapingParams", "UnknownName",
+    "PolicyLoss", "REWARD_MAPPINGS", "Registry", "RewardMapping", "SCALES", "SCOPES", "Shaped", "ShapingParams",
+    "UnknownName",
     "aggregate", "classify_groups", "graded_reward", "group_advantages", "is_correct", "judge_mask", "k3_kl",
     "known_rewards", "needs_judge", "policy_loss", "restrict_to_scope", "rts_from_steps", "rts_from_tokens", "sgpo_rewards",
+    "shape_graded",
 ]

@@ -25,8 +25,8 @@ import torch
 
 from sgpo.core.advantages import SCALES, group_advantages
 from sgpo.core.registry import Registry, UnknownName
-from sgpo.core.rewards import REWARD_MAPPINGS
-from sgpo.core.shaping import SCOPES, judge_mask, sgpo_rewards
+from sgpo.core.rewards import REWARD_MAPPINGS, graded_reward
+from sgpo.core.shaping import SCOPES, judge_mask, restrict_to_scope
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,17 @@ class Method:
     """Its advantages are not the group-normalised rewards: a trainer that computes advantages from
     the rewards itself (TRL) replaces them with the method's, computed on its summed reward columns."""
 
+    @property
+    def reward_only(self) -> bool:
+        """It only changes rewards: every group is kept and its advantages are :func:`shape_graded`'s,
+        the group-normalised rewards with unknown ones left out. Its rewards are then also assumed to
+        be graded response by response (a wrong response in scope from its own RTS and verdict, any
+        other response its outcome), which is what lets a trainer that scores one response at a time
+        (verl) run it: the reward of one response is the method's reward for it alone, and
+        :func:`shape_graded` applies the scope once the groups are known. ``sgpo``, ``random`` and
+        ``grpo`` are; ``dapo`` (over-samples) and ``ngrpo`` (own advantages) are not."""
+        return not self.oversamples and not self.own_advantages
+
     def __call__(self, outcomes: torch.Tensor, **kwargs: Any) -> MethodOutput:
         return self.fn(outcomes, **kwargs)
 
@@ -119,11 +130,56 @@ def _keep_all(outcomes: torch.Tensor) -> torch.Tensor:
     return torch.ones(outcomes.shape[0], dtype=torch.bool, device=outcomes.device)
 
 
+def known_rewards(outcomes: torch.Tensor, verdict_ok: torch.Tensor, scope: str) -> torch.Tensor:
+    """[N, G] bool: False where a response in scope has no usable verdict, so its reward is unknown.
+
+    Such a response leaves its group's statistics and gets advantage 0: keeping its outcome 0 would
+    rank a judge timeout below "wrong at step 0" (f(0) > 0) and push it down hardest.
+    """
+    return ~(judge_mask(outcomes, scope) & ~verdict_ok)
+
+
+class Shaped(NamedTuple):
+    rewards: torch.Tensor
+    """[N, G] float rewards after the scope: the graded reward in scope (where usable), else the outcome."""
+    known: torch.Tensor
+    """[N, G] bool, the reward is known (False: in scope without a usable grade)."""
+    advantages: torch.Tensor
+    """[N, G] float group advantages over the known rewards (0 for an unknown one)."""
+
+
+def shape_graded(outcomes: torch.Tensor, graded: torch.Tensor, usable: torch.Tensor,
+                 params: ShapingParams = ShapingParams()) -> Shaped:
+    """Graded rewards -> rewards after the method's scope, known rewards and advantages.
+
+    The part every method that only changes rewards shares (``Method.reward_only``): the native
+    ``sgpo`` and ``random`` (which differ only in where the RTS comes from), ``grpo``, and verl's
+    estimator, which gets each response's graded reward from the reward function before the groups
+    are known and so applies the scope here.
+
+    Args:
+        outcomes: [N, G] outcomes, 1 correct, else wrong.
+        graded: [N, G] float graded rewards; read only where ``usable`` and in scope.
+        usable: [N, G] bool, the graded reward is usable (a usable verdict, or, judge-free, a response
+            with steps); read only in scope.
+        params: the scope, ``scale`` and ``eps`` are used (the mapping is already in ``graded``).
+
+    Returns:
+        :class:`Shaped`: rewards = graded in scope where usable, else the outcome; known = False in
+        scope where not usable; advantages = ``group_advantages`` of the rewards over the known ones.
+    """
+    # An unusable grade keeps the outcome in ``rewards`` (what a log shows), but is out of the statistics.
+    rewards = restrict_to_scope(outcomes, torch.where(usable, graded, outcomes.float()), params.scope)
+    known = known_rewards(outcomes, usable, params.scope)
+    return Shaped(rewards, known, group_advantages(rewards, params.scale, params.eps, known=known))
+
+
 @METHODS.register("grpo")
 def grpo(outcomes: torch.Tensor, params: ShapingParams = ShapingParams(), **_) -> MethodOutput:
     """Plain GRPO: r = o. All-negative groups get zero advantage. [N, G] -> MethodOutput."""
-    rewards = outcomes.float()
-    return MethodOutput(rewards, group_advantages(rewards, params.scale, params.eps), _keep_all(outcomes))
+    every = torch.ones_like(outcomes, dtype=torch.bool)  # nothing graded: every reward is the outcome, and known
+    out = shape_graded(outcomes, outcomes.float(), every, params)
+    return MethodOutput(out.rewards, out.advantages, _keep_all(outcomes))
 
 
 @METHODS.register("sgpo", judges=True)
@@ -142,19 +198,8 @@ def sgpo(
             ``rewards`` but its reward is unknown: it gets advantage 0 and leaves its group's
             statistics (:func:`known_rewards`).
     """
-    rewards = sgpo_rewards(outcomes, rts, verdict_ok, params.scope, params.mapping, **params.mapping_params)
-    known = known_rewards(outcomes, verdict_ok, params.scope)
-    advantages = group_advantages(rewards, params.scale, params.eps, known=known)
-    return MethodOutput(rewards, advantages, _keep_all(outcomes), known)
-
-
-def known_rewards(outcomes: torch.Tensor, verdict_ok: torch.Tensor, scope: str) -> torch.Tensor:
-    """[N, G] bool: False where a response in scope has no usable verdict, so its reward is unknown.
-
-    Such a response leaves its group's statistics and gets advantage 0 (DESIGN §2.8): keeping its
-    outcome 0 would rank a judge timeout below "wrong at step 0" (f(0) > 0) and push it down hardest.
-    """
-    return ~(judge_mask(outcomes, scope) & ~verdict_ok)
+    out = shape_graded(outcomes, graded_reward(rts.float(), params.mapping, **params.mapping_params), verdict_ok, params)
+    return MethodOutput(out.rewards, out.advantages, _keep_all(outcomes), out.known)
 
 
 @METHODS.register("random", grades=True)
@@ -173,10 +218,7 @@ def random_rts(
     """
     rts = torch.rand(outcomes.shape, generator=generator, device=outcomes.device)
     ok = torch.ones_like(outcomes, dtype=torch.bool) if verdict_ok is None else verdict_ok
-    rewards = sgpo_rewards(outcomes, rts, ok, params.scope, params.mapping, **params.mapping_params)
-    known = known_rewards(outcomes, ok, params.scope)
-    advantages = group_advantages(rewards, params.scale, params.eps, known=known)
-    return MethodOutput(rewards, advantages, _keep_all(outcomes), known)
+    return sgpo(outcomes, rts=rts, verdict_ok=ok, params=params)  # SGPO's shaping, a drawn RTS
 
 
 @METHODS.register("dapo", oversamples=True)
@@ -206,4 +248,5 @@ def needs_judge(method: str) -> bool:
     return METHODS.get(method).judges
 
 
-__all__ = ["METHODS", "Method", "MethodOutput", "ShapingParams", "judge_mask", "known_rewards", "needs_judge"]
+__all__ = ["METHODS", "Method", "MethodOutput", "Shaped", "ShapingParams", "judge_mask", "known_rewards", "needs_judge",
+           "shape_graded"]

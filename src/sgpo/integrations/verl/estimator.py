@@ -1,26 +1,29 @@
 """The ``sgpo`` advantage estimator for verl, as a pure tensor function (this module never imports verl).
 
 verl scores each response on its own (``reward.custom_reward_function``), before the groups are
-known, so :mod:`sgpo.integrations.verl.reward` grades *every* wrong response: its score is 1 for a
-correct response, f(RTS) in [0, 1) for a graded wrong one, and :data:`UNKNOWN_SCORE` (negative)
-for a wrong one without a usable verdict (a failed verdict, no steps). This estimator sees the
-whole batch with the group uids and applies SGPO's scope there::
+known, so :mod:`sgpo.integrations.verl.reward` grades *every* wrong response the method would grade
+in some group: its score is 1 for a correct response, the method's graded reward in [0, 1) for a
+graded wrong one (f(RTS) for ``sgpo``, f(a drawn RTS) for ``random``), 0 for a wrong one the method
+does not grade, and :data:`UNKNOWN_SCORE` (negative) for a wrong one without a usable grade (a failed
+verdict, no steps). This estimator sees the whole batch with the group uids and hands it, per size
+of group, to ``sgpo.core.shape_graded`` -- the function the native methods call::
 
     score_i = sum_t token_level_rewards[i, t]           (verl puts the score on the last token)
     o_i     = is_correct(score_i)                        (sgpo.core: correct iff score == 1)
-    ok_i    = score_i >= 0                               (a usable verdict, or none was needed)
-    r_i     = restrict_to_scope(o, where(ok, score, o), scope)_i   (graded only in scope, else o_i)
-    known_i = known_rewards(o, ok, scope)_i              (in scope without a verdict: unknown)
-    A_i     = group_advantages(r, scale, eps, known)_i   (per group of rows sharing a uid)
+    ok_i    = score_i >= 0                               (a usable grade, or none was needed)
+    r, known, A = shape_graded(o, score, ok, params)     (per [n, G] bucket of groups sharing a uid)
     advantages[i, t] = A_i * response_mask[i, t]
 
 so the advantages equal those of ``sgpo.grading.grade`` (the native trainer) on the same outcomes
-and verdicts. The verl registration (``algorithm.adv_estimator=sgpo``) is in
+and grades. ``algorithm.sgpo.method`` picks the method: any registered one that only changes
+rewards (``sgpo.core.Method.reward_only``: ``sgpo``, ``random``, ``grpo``, or one of your own);
+``dapo`` and ``ngrpo`` are refused (:func:`verl_method`). The statistics are
+``sgpo.grading.grading_stats``'s. The verl registration (``algorithm.adv_estimator=sgpo``) is in
 :mod:`sgpo.integrations.verl.plugin`.
 
 Groups are the rows sharing an ``index`` (verl's ``uid``) value, wherever they sit in the batch.
 Groups of different sizes are handled: groups are bucketed by size and each bucket goes through
-``group_advantages`` as an [n, G] tensor (a group of one row has no signal and gets 0). Only
+``shape_graded`` as an [n, G] tensor (a group of one row has no signal and gets 0). Only
 ``scale='batch'`` needs equal sizes (one batch std over [N, G]) and refuses unequal ones.
 """
 
@@ -31,25 +34,51 @@ from typing import Any, NamedTuple
 
 import torch
 
-from sgpo.core import SCALES, SCOPES, classify_groups, group_advantages, is_correct, judge_mask, known_rewards, restrict_to_scope
+from sgpo.core import METHODS, Method, ShapingParams, is_correct, judge_mask, shape_graded
 from sgpo.errors import ConfigError
+from sgpo.grading import GradingSettings, grading_stats, judged_mask, merge_grading_stats
 
 #: The estimator's name in verl's registry (``algorithm.adv_estimator=sgpo``).
 NAME = "sgpo"
-#: The score of a wrong response that has no usable verdict (DESIGN §2.8: its reward is unknown).
+#: The score of a wrong response that has no usable grade: its reward is unknown.
 #: Every real reward is >= 0, so any negative score reads as unknown; small, so that verl's own
-#: score metrics (critic/score/mean, ...) barely move. Outside SGPO's scope such a response is not
-#: graded at all, so the estimator gives it its outcome 0, a known reward, as the native trainer does.
+#: score metrics (critic/score/mean, ...) barely move. Outside the method's scope such a response is
+#: not graded at all, so the estimator gives it its outcome 0, a known reward, as the native trainer does.
 UNKNOWN_SCORE = -1e-3
+#: The option that picks the method on the estimator's side (the reward function has ``reward_kwargs.method``).
+METHOD_KEY = f"algorithm.{NAME}.method"
+
+
+def verl_methods() -> list[str]:
+    """The registered methods verl can run: those that only change rewards (``Method.reward_only``)."""
+    return [name for name in METHODS if METHODS.get(name).reward_only]
+
+
+def verl_method(name: str, key: str = METHOD_KEY) -> Method:
+    """The registered method ``name`` if verl can run it, else a one-line :class:`ConfigError` naming ``key``.
+
+    verl's reward function scores one response at a time and verl computes the advantages from those
+    scores, so only a method whose advantages are its group-normalised per-response rewards fits.
+    """
+    choices = ", ".join(verl_methods())
+    if name not in METHODS:
+        raise ConfigError(f"{key}={name!r} is not a registered method; verl runs: {choices}")
+    method = METHODS.get(name)
+    if not method.reward_only:
+        why = ("over-samples prompts to replace the groups it drops (in verl, DAPO's dynamic sampling is "
+               "algorithm.filter_groups)" if method.oversamples else "computes its own advantages, not "
+               "group-normalised rewards")
+        raise ConfigError(f"{key}={name}: verl runs only methods that change rewards ({choices}); {name} {why}")
+    return method
 
 
 class VerlAdvantages(NamedTuple):
     advantages: torch.Tensor
     """[B, T] float32 advantages, A_i broadcast over the response tokens (0 on padding)."""
     rewards: torch.Tensor
-    """[B] float32 rewards after SGPO's scope (graded only in scope, else the outcome)."""
+    """[B] float32 rewards after the method's scope (graded only in scope, else the outcome)."""
     known: torch.Tensor
-    """[B] bool, the reward is known (False: in scope without a usable verdict; advantage 0)."""
+    """[B] bool, the reward is known (False: in scope without a usable grade; advantage 0)."""
     outcomes: torch.Tensor
     """[B] float32 outcomes in {0, 1} (score == 1)."""
     stats: dict[str, float]
@@ -74,8 +103,9 @@ def sgpo_verl_advantages(
     scope: str = "all_negative",
     scale: str = "group",
     eps: float = 1e-6,
+    method: str = "sgpo",
 ) -> VerlAdvantages:
-    """SGPO advantages from verl's per-token rewards and group ids.
+    """Advantages of a reward-only method from verl's per-token rewards and group ids.
 
     Args:
         token_level_rewards: [B, T] verl's ``token_level_rewards`` (the score on the response's last
@@ -86,21 +116,20 @@ def sgpo_verl_advantages(
             ``all_incorrect`` (kept for every wrong response); see ``sgpo.core.judge_mask``.
         scale: ``group`` (divide by the group std), ``none`` (Dr. GRPO) or ``batch``.
         eps: added to the std.
+        method: a registered method that only changes rewards (:func:`verl_method`). One that grades
+            nothing (``grpo``) reads every score as its outcome.
 
     Returns:
-        :class:`VerlAdvantages`. ``stats`` has the DESIGN §4 names that the estimator can know
-        exactly (``accuracy/train``, ``reward/mean``, ``groups/*_frac``,
-        ``sgpo/recovered_groups_frac``, ``sgpo/judged_responses``: wrong responses in scope, which
-        SGPO grades, ``sgpo/judge_failures``: those without a usable verdict) and the judge cost
-        of scoring one response at a time: ``sgpo/verl_extra_judged``
-        (wrong responses outside the scope: the reward function sent each of them that had a
-        step to the judge, and their grade is dropped here) and ``sgpo/verl_dropped_grades``
-        (those of them whose score was a grade, i.e. not 0, and was set back to 0).
+        :class:`VerlAdvantages`. ``stats`` are ``sgpo.grading.grading_stats``'s (without
+        ``sgpo/rts_mean``: the estimator sees rewards, not RTS) and the judge cost of scoring one
+        response at a time: ``sgpo/verl_extra_judged`` (for a judging method, the wrong responses
+        outside the scope: the reward function sent each of them that had a step to the judge, and
+        their grade is dropped here) and ``sgpo/verl_dropped_grades`` (wrong responses whose score
+        was a usable grade that differs from their outcome and was set back to it).
     """
-    if scope not in SCOPES:
-        raise ValueError(f"unknown scope {scope!r}; choose one of: {', '.join(SCOPES)}")
-    if scale not in SCALES:
-        raise ValueError(f"unknown advantage scale {scale!r}; choose one of: {', '.join(SCALES)}")
+    spec = verl_method(method, "method")
+    params = ShapingParams(scope=scope, scale=scale, eps=eps)
+    settings = GradingSettings(method, params)
     if token_level_rewards.dim() != 2 or token_level_rewards.shape != response_mask.shape:
         raise ValueError(
             f"token_level_rewards and response_mask must both be [B, T]; got {tuple(token_level_rewards.shape)} "
@@ -121,42 +150,24 @@ def sgpo_verl_advantages(
 
     rewards, outcomes, adv = torch.zeros(B), torch.zeros(B), torch.zeros(B)
     known_all = torch.ones(B, dtype=torch.bool)
-    n_all_neg = n_all_pos = n_mixed = n_recovered = 0
-    in_scope = failures = extra = dropped = 0
+    parts, extra, dropped = [], 0, 0
     for rows in by_size.values():
         ids = torch.tensor(rows)  # [n, G]
         s = scores[ids]
         o = is_correct(s).float()
         ok = s >= 0
-        r = restrict_to_scope(o, torch.where(ok, s, o), scope)
-        known = known_rewards(o, ok, scope)
-        a = group_advantages(r, scale, eps, known=known)
-        rewards[ids], outcomes[ids], adv[ids], known_all[ids] = r, o, a, known
-        kinds = classify_groups(o)
-        graded = judge_mask(o, scope)
-        failures += int((graded & ~ok).sum())
-        outside = ~is_correct(o) & ~graded
-        n_all_neg += int(kinds.all_negative.sum())
-        n_all_pos += int(kinds.all_positive.sum())
-        n_mixed += int(kinds.mixed.sum())
-        n_recovered += int((kinds.all_negative & (a.abs() > 0).any(dim=1)).sum())
-        in_scope += int(graded.sum())
-        extra += int(outside.sum())
-        dropped += int((outside & ok & (s != o)).sum())
+        if spec.grades:
+            out = shape_graded(o, s, ok, params)
+        else:  # as natively: nothing graded, every reward is the outcome and known, whatever the score says
+            out = shape_graded(o, o, torch.ones_like(ok), params)
+        rewards[ids], outcomes[ids], adv[ids], known_all[ids] = out.rewards, o, out.advantages, out.known
+        parts.append((grading_stats(o, out, judged_mask(o, settings), ok), len(rows), ids.numel()))
+        wrong = ~is_correct(o)
+        if spec.judges:
+            extra += int((wrong & ~judge_mask(o, scope)).sum())
+        dropped += int((wrong & ok & (s != out.rewards)).sum())
 
-    n = max(len(groups), 1)
-    stats = {
-        "accuracy/train": outcomes.mean().item() if B else 0.0,
-        "reward/mean": rewards.mean().item() if B else 0.0,
-        "groups/all_negative_frac": n_all_neg / n,
-        "groups/all_positive_frac": n_all_pos / n,
-        "groups/mixed_frac": n_mixed / n,
-        "sgpo/recovered_groups_frac": n_recovered / n,
-        "sgpo/judged_responses": float(in_scope),
-        "sgpo/judge_failures": float(failures),
-        "sgpo/verl_extra_judged": float(extra),
-        "sgpo/verl_dropped_grades": float(dropped),
-    }
+    stats = {**merge_grading_stats(parts), "sgpo/verl_extra_judged": extra, "sgpo/verl_dropped_grades": dropped}
     mask = response_mask.to(device=token_level_rewards.device, dtype=torch.float32)
     advantages = adv.to(mask.device).unsqueeze(-1) * mask
     return VerlAdvantages(advantages, rewards, known_all, outcomes, stats)
@@ -202,11 +213,12 @@ def _get(config: Any, key: str, default: Any = None) -> Any:
 
 
 def options_from_config(config: Any, norm_adv_by_std_in_grpo: bool | None = None) -> dict[str, Any]:
-    """``scope``, ``scale`` and ``eps`` for :func:`sgpo_verl_advantages` from verl's ``algorithm`` config.
+    """``method``, ``scope``, ``scale`` and ``eps`` for :func:`sgpo_verl_advantages` from verl's ``algorithm`` config.
 
     ``norm_adv_by_std_in_grpo`` (verl's own key, default True) picks ``scale='group'`` or ``'none'``;
     an optional ``algorithm.sgpo`` section (``+algorithm.sgpo.scope=all_incorrect`` on the command
-    line) may set ``scope``, ``scale`` and ``eps``. ``algorithm.use_kl_in_reward=True`` is refused:
+    line) may set ``method`` (default ``sgpo``; one verl can run, :func:`verl_method`), ``scope``,
+    ``scale`` and ``eps``. ``algorithm.use_kl_in_reward=True`` is refused:
     it subtracts a KL penalty from the token rewards, so their sum is no longer the score that
     tells a correct response (1) from a graded wrong one. ``algorithm.filter_groups`` (DAPO's dynamic
     sampling, v1 trainer) must filter on the graded reward (``metric`` in :data:`FILTER_METRICS`):
@@ -228,15 +240,18 @@ def options_from_config(config: Any, norm_adv_by_std_in_grpo: bool | None = None
         )
     norm = norm_adv_by_std_in_grpo if norm_adv_by_std_in_grpo is not None else _get(config, "norm_adv_by_std_in_grpo", True)
     section = _get(config, NAME, {}) or {}
-    unknown = set(section) - {"scope", "scale", "eps"}
+    unknown = set(section) - {"method", "scope", "scale", "eps"}
     if unknown:
-        raise ConfigError(f"unknown keys in algorithm.{NAME}: {sorted(unknown)}; valid: eps, scale, scope")
+        raise ConfigError(f"unknown keys in algorithm.{NAME}: {sorted(unknown)}; valid: eps, method, scale, scope")
+    method = str(section.get("method", "sgpo"))
+    verl_method(method)
     return {
+        "method": method,
         "scope": section.get("scope", "all_negative"),
         "scale": section.get("scale", "group" if norm else "none"),
         "eps": float(section.get("eps", 1e-6)),
     }
 
 
-__all__ = ["FILTER_METRICS", "NAME", "UNKNOWN_SCORE", "VerlAdvantages", "group_rows", "options_from_config",
-           "session_rows", "sgpo_verl_advantages"]
+__all__ = ["FILTER_METRICS", "METHOD_KEY", "NAME", "UNKNOWN_SCORE", "VerlAdvantages", "group_rows", "options_from_config",
+           "session_rows", "sgpo_verl_advantages", "verl_method", "verl_methods"]

@@ -22,7 +22,7 @@ A missing sibling never hangs a step: after ``group_wait_s`` seconds (or if the 
 reached) the response is judged as without this manager -- a judge call that may be wasted, never
 a wrong reward. The rewards, and so the advantages, are those of ``NaiveRewardManager`` +
 ``compute_score``. ``scope=all_incorrect`` and other estimators need every wrong response graded:
-then nothing waits. See docs/scale.md ("What the judge costs") for the costs.
+then nothing waits, nor for a method that asks no judge (``random``, ``grpo``). See docs/scale.md ("What the judge costs") for the costs.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import numpy as np
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 
+from sgpo.core import METHODS
 from sgpo.integrations.verl.estimator import NAME
 from sgpo.integrations.verl.reward import DEFER_KEY, DEFERRED, JUDGE_NOW, _count
 
@@ -110,9 +111,12 @@ class SGPORewardManager(NaiveRewardManager):
         self.wait_s = float(kwargs.get("group_wait_s", 300.0))
         self.group_size = int(config.actor_rollout_ref.rollout.n)
         algorithm = config.algorithm
-        scope = (algorithm.get(NAME, {}) or {}).get("scope", "all_negative")
-        # only SGPO's default scope drops grades; anything else needs every wrong response graded
-        self.enabled = algorithm.adv_estimator == NAME and scope == "all_negative" and self.wait_s > 0
+        section = algorithm.get(NAME, {}) or {}
+        scope, method = section.get("scope", "all_negative"), str(section.get("method", "sgpo"))
+        # only the default scope drops grades (anything else needs every wrong response graded), and
+        # only a judging method has judge calls to save (a drawn grade costs nothing: no waiting)
+        judges = method in METHODS and METHODS.get(method).judges
+        self.enabled = algorithm.adv_estimator == NAME and scope == "all_negative" and judges and self.wait_s > 0
         self._post, self._warned = None, False
 
     async def run_single(self, data: DataProto) -> dict:

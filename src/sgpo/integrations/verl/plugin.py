@@ -5,8 +5,9 @@ verl's own code unchanged):
 
 * ``verl.utils.config.validate_config`` (what ``python -m verl.trainer.main_ppo`` calls on the
   driver before Ray starts): a configuration the estimator would refuse
-  (``options_from_config``: ``filter_groups`` on ``acc``, ``use_kl_in_reward``) stops the run at
-  start-up, not after the first generation;
+  (``options_from_config``: ``filter_groups`` on ``acc``, ``use_kl_in_reward``, a method verl cannot
+  run), or sgpo's reward function set to grade for another method than the estimator's, stops the
+  run at start-up, not after the first generation;
 * ``verl.trainer.ppo.v1.utils.compute_advantage_for_multi_trajectories`` (the v1 trainer's
   advantage step): verl gives only its own GRPO the session structure of multi-output agent
   loops (keys ``{uid}_{session}_{index}``); every other estimator sees each output as a group
@@ -38,7 +39,7 @@ from typing import Any, Callable
 import torch
 
 from sgpo.errors import ConfigError
-from sgpo.integrations.verl.estimator import NAME, options_from_config, session_rows, sgpo_verl_advantages
+from sgpo.integrations.verl.estimator import METHOD_KEY, NAME, options_from_config, session_rows, sgpo_verl_advantages
 
 logger = logging.getLogger("sgpo.verl")
 if not logger.handlers:  # verl configures the root logger at WARNING; one line per batch is shown by default
@@ -86,7 +87,7 @@ def compute_sgpo_advantage(
     TOTALS["responses"] = TOTALS.get("responses", 0) + len(out.rewards)
     for key in ("sgpo/judged_responses", "sgpo/judge_failures", "sgpo/verl_extra_judged",
                 "sgpo/verl_dropped_grades"):
-        TOTALS[key] = TOTALS.get(key, 0) + out.stats[key]
+        TOTALS[key] = TOTALS.get(key, 0) + out.stats.get(key, 0)
     logger.info("sgpo advantages: %s", ", ".join(f"{k}={v:.4g}" for k, v in out.stats.items()))
     advantages = out.advantages.to(token_level_rewards.dtype)
     return advantages, advantages
@@ -131,8 +132,9 @@ def checked_validate_config(original: Callable) -> Callable:
     def wrapper(config, *args, **kwargs):
         algorithm = config.get("algorithm") if hasattr(config, "get") else None
         if algorithm is not None and algorithm.get("adv_estimator") == NAME:
-            options_from_config(algorithm)  # raises ConfigError with one line
+            options = options_from_config(algorithm)  # raises ConfigError with one line
             check_reward_model(config)
+            check_reward_method(config, options["method"])
         return original(config, *args, **kwargs)
 
     wrapper.__sgpo_wrapped__ = True
@@ -156,6 +158,25 @@ def check_reward_model(config: Any) -> None:
             "a verl-hosted judge needs reward.reward_model.enable_resource_pool=True (with its n_gpus_per_node and "
             "nnodes): verl 0.9.1's v1 trainer gives a colocated reward model's reward loop only prompts and "
             "responses, so sgpo's reward function would have no data_source, ground truth or problem text"
+        )
+
+
+def check_reward_method(config: Any, method: str) -> None:
+    """Refuse sgpo's reward function grading for another method than the estimator runs.
+
+    verl gives the reward function ``reward_kwargs``, not the ``algorithm`` section, so the method is
+    named on both sides; were they to differ, the estimator would shape grades meant for another
+    method (a judge's RTS read as ``random``'s draws, or ``grpo`` paying for judge calls it drops).
+    """
+    custom = (config.get("reward") or {}).get("custom_reward_function") or {}
+    path = str(custom.get("path") or "").replace("\\", "/")
+    if "sgpo.integrations.verl.reward" not in path and not path.endswith("sgpo/integrations/verl/reward.py"):
+        return  # not sgpo's reward function: what it scores is its own business
+    given = str((custom.get("reward_kwargs") or {}).get("method", "sgpo"))
+    if given != method:
+        raise ConfigError(
+            f"{METHOD_KEY}={method} but sgpo's reward function grades for reward.custom_reward_function.reward_kwargs."
+            f"method={given}; set +reward.custom_reward_function.reward_kwargs.method={method}"
         )
 
 

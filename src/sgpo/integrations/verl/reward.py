@@ -10,12 +10,15 @@ awaited on the worker's event loop, ``compute_score`` (same fields) runs in its 
 caps how many wrong responses share a judge batch (see :mod:`sgpo.integrations.verl.batching`). The
 response is verified with the task's own verifier (the arithmetic task's, or the math task's
 ``\\boxed{}`` + math-verify check); a correct one scores 1. verl shows the reward function no
-group, so a wrong one is always sent to the step judge and scores f(RTS) < 1
-(``sgpo.core.graded_reward``) when the verdict is usable; without one (a failed verdict, or a
-response without steps, which is not sent) it scores ``UNKNOWN_SCORE`` (-0.001), which the
-estimator reads as an unknown reward (DESIGN §2.8). A judge failure is never an exception. The ``sgpo`` advantage estimator then keeps the
-grades only in SGPO's scope (all-negative groups by default), which gives the native trainer's
-rewards; the grades of wrong responses in mixed groups are the extra judge calls this costs.
+group, so a wrong one is always graded as the method (``method``, default ``sgpo``) grades it: for
+``sgpo`` it is sent to the step judge and scores f(RTS) < 1 (``sgpo.core.graded_reward``) when the
+verdict is usable; without one (a failed verdict, or a response without steps, which is not sent)
+it scores ``UNKNOWN_SCORE`` (-0.001), which the estimator reads as an unknown reward. A judge
+failure never raises; it is counted. The ``random`` control draws its RTS instead (no judge, for
+exactly the responses a judge could grade: those with steps); ``grpo`` grades nothing (a wrong
+response scores 0). The ``sgpo`` advantage estimator then keeps the grades only in the method's
+scope (all-negative groups by default), which gives the native trainer's rewards; the grades of
+wrong responses in mixed groups are the extra judge calls this costs.
 
 Data: ``extra_info["question"]`` (or ``"problem"``) is the problem text the judge sees,
 ``extra_info["reference"]`` (or ``"solution"``) an optional reference solution, and
@@ -26,6 +29,10 @@ works too). :mod:`sgpo.integrations.verl.data` writes sgpo tasks in that layout.
 
 * ``task``: ``arith``, ``math`` or ``auto`` (default: ``arith`` if ``data_source`` contains
   "arith", else ``math``);
+* ``method`` (``sgpo``): the registered method to grade for, the estimator's
+  ``algorithm.sgpo.method``; one that only changes rewards (``sgpo.core.Method.reward_only``):
+  a wrong response scores the method's reward for it alone. ``seed`` (0) seeds a judge-free
+  method's draws, together with the problem and the response text;
 * ``judge_config``: an sgpo judge YAML/JSON file (a ``judge:`` section or a training config);
   ``judge``: JudgeConfig fields as a mapping (e.g. ``judge.kind=llm_http``,
   ``judge.http.base_url=...``), applied over the file. Default: ``kind: rule`` (arithmetic only);
@@ -49,11 +56,12 @@ the one the router lists. A ``judge.kind`` other than ``llm_http`` next to a hos
 error (the hosted model would sit unused). The tokenizer is not needed: the server applies the
 judge model's chat template.
 
-The judge is built once per process and settings. Each call returns ``score`` (1, f(RTS), 0 for a
-wrong validation row, or ``UNKNOWN_SCORE``), ``acc`` (the outcome), ``first_error`` (-1: none
-found or not judged), ``n_steps``, ``rts``, ``judge_status``
-(``skipped`` for a correct response, ``no_steps``, ``mixed_group`` from sgpo's reward manager, or
-the verdict's ``ok``/``invalid``/``error``/``timeout``), ``judged`` (1 if the response was sent to the judge) and ``verify_status``.
+The judge is built once per process and settings (and only for a method that asks one). Each call
+returns ``score`` (1, the method's graded reward, 0 for a wrong validation row or an ungraded
+response, or ``UNKNOWN_SCORE``), ``acc`` (the outcome), ``first_error`` (-1: none found or not
+judged), ``n_steps``, ``rts`` (the judged RTS; 0 if not judged), ``judge_status``
+(``skipped`` for a correct or ungraded response, ``no_steps``, ``drawn`` for a judge-free method's
+grade, ``mixed_group`` from sgpo's reward manager, or the verdict's ``ok``/``invalid``/``error``/``timeout``), ``judged`` (1 if the response was sent to the judge) and ``verify_status``.
 :func:`judge_stats` has this process's counts.
 """
 
@@ -61,6 +69,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
 import logging
 import threading
@@ -75,15 +84,17 @@ from sgpo.errors import ConfigError
 from sgpo.files.config import validate
 from sgpo.grading import GradingSettings, request
 from sgpo.integrations.verl.batching import AsyncBatcher, Batcher, Slot
-from sgpo.integrations.verl.estimator import UNKNOWN_SCORE
+from sgpo.integrations.verl.estimator import UNKNOWN_SCORE, verl_method
 from sgpo.judges.base import INVALID, JudgeRequest
 from sgpo.tasks.base import Problem
 
 logger = logging.getLogger("sgpo.verl")
 
 TASKS = ("auto", "arith", "math")
-_OPTIONS = frozenset({"task", "judge_config", "judge", "mapping", "mapping_params", "step_mode", "max_steps",
-                      "math_timeout_s", "batch_wait_s", "unjudged_splits", "group_wait_s"})
+_OPTIONS = frozenset({"task", "method", "seed", "judge_config", "judge", "mapping", "mapping_params", "step_mode",
+                      "max_steps", "math_timeout_s", "batch_wait_s", "unjudged_splits", "group_wait_s"})
+#: ``judge_status`` of a wrong response a judge-free method (the ``random`` control) graded with a drawn RTS.
+DRAWN = "drawn"
 #: ``extra_info`` key set by :mod:`sgpo.integrations.verl.manager`: ``True``, verify only (a response that
 #: would be judged comes back with ``judge_status`` :data:`DEFERRED`, score 0); :data:`JUDGE_NOW`, the
 #: second pass of a deferred response (judged; not counted again in :data:`STATS`).
@@ -118,7 +129,30 @@ class _Grader:
     task: Any
     task_name: str
     settings: GradingSettings
-    batcher: Batcher
+    batcher: Batcher | None
+    """None for a method that asks no judge."""
+    seed: int = 0
+
+    def reward(self, rts: float = 0.0, generator: torch.Generator | None = None) -> float:
+        """The method's reward for one graded wrong response on its own: its reward in a group of one
+        under scope ``all_incorrect`` (``settings.params``), so graded whatever its group turns out to
+        be; the estimator applies the method's real scope. A reward-only method grades response by
+        response (``sgpo.core.Method.reward_only``), so this is its reward in any group."""
+        out = self.settings.spec(torch.zeros(1, 1), rts=torch.tensor([[rts]], dtype=torch.float32),
+                                 verdict_ok=torch.ones(1, 1, dtype=torch.bool), params=self.settings.params,
+                                 generator=generator)
+        reward = float(out.rewards[0, 0])
+        if not 0 <= reward < 1:  # 1 reads as correct, a negative score as unknown
+            raise ValueError(f"method {self.settings.method!r} gave a wrong response the reward {reward:.4g}; "
+                             "verl's path needs graded rewards in [0, 1)")
+        return reward
+
+    def generator(self, problem: Problem, text: str) -> torch.Generator:
+        """A judge-free method's random draws for one response: seeded by ``seed``, the problem and the
+        text, so a rerun draws the same, and equal responses to one problem get equal grades, as a
+        judge would give them (verl says nothing else stable about a response: no step, no position)."""
+        key = json.dumps([self.seed, problem.id, problem.question, text]).encode()
+        return torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(key).digest()[:8], "big") >> 1)
 
 
 _GRADERS: dict[str, _Grader] = {}
@@ -188,25 +222,30 @@ def _grader(task_name: str, options: dict[str, Any], router: str | None = None) 
             from sgpo.tasks.math_task import MathTask
 
             task = MathTask(timeout_s=float(options.get("math_timeout_s", 5.0)))
-        judge_cfg = _judge_config(options, router)
-        max_steps = options.get("max_steps", judge_cfg.max_steps)
+        method = verl_method(str(options.get("method", "sgpo")), "reward_kwargs.method")
+        judge_cfg = _judge_config(options, router) if method.judges else None
+        max_steps = options.get("max_steps", judge_cfg.max_steps if judge_cfg is not None else None)
+        # every wrong response is graded here: the groups are not known yet (the estimator applies the scope)
         params = ShapingParams(scope="all_incorrect", mapping=options.get("mapping", "logistic"),
                                mapping_params=dict(options.get("mapping_params") or {}))
         lowest = graded_reward(torch.tensor([0.0, 0.5, 1.0]), params.mapping, **params.mapping_params).min()  # a bad mapping fails now
         if lowest < 0:
             raise ValueError(f"the verl path needs graded rewards >= 0 (a negative score marks a failed verdict); "
                              f"mapping {params.mapping} {params.mapping_params} gives {float(lowest):.3g}")
-        settings = GradingSettings("sgpo", params, options.get("step_mode", task.step_mode),
+        settings = GradingSettings(method.name, params, options.get("step_mode", task.step_mode),
                                    int(max_steps) if max_steps is not None else None)
-        from sgpo.judges.config import build_judge
+        batcher = None
+        if method.judges:
+            from sgpo.judges.config import build_judge
 
-        try:
-            judge = build_judge(judge_cfg, task)  # configuration errors raise here, on the first call
-        except Exception as e:
-            raise ValueError(f"sgpo's reward function cannot build its step judge for task {task_name!r} from "
-                             f"reward_kwargs judge_config / judge: {e}") from e
-        batcher = Batcher(judge, settings, float(options.get("batch_wait_s", 0.02)), log=logger.warning, count=_count)
-        grader = _Grader(task, task_name, settings, batcher)
+            try:
+                judge = build_judge(judge_cfg, task)  # configuration errors raise here, on the first call
+            except Exception as e:
+                raise ValueError(f"sgpo's reward function cannot build its step judge for task {task_name!r} from "
+                                 f"reward_kwargs judge_config / judge: {e}") from e
+            batcher = Batcher(judge, settings, float(options.get("batch_wait_s", 0.02)), log=logger.warning,
+                              count=_count)
+        grader = _Grader(task, task_name, settings, batcher, int(options.get("seed", 0)))
         _GRADERS[key] = grader
         return grader
 
@@ -257,7 +296,10 @@ def _prepare(data_source: str, solution_str: str, ground_truth: Any, extra_info:
     out.update(score=0.0, acc=0.0)
     if str(extra_info.get("split", "")).lower() in [str(x).lower() for x in options.get("unjudged_splits", UNJUDGED_SPLITS)]:
         return out, None, grader  # held-out data: the outcome is all that is measured
-    if question is None:
+    spec = grader.settings.spec
+    if not spec.grades:  # the method grades nothing (grpo): a wrong response is 0
+        return out, None, grader
+    if question is None and spec.judges:
         raise ValueError(
             "sgpo's reward function needs the problem text for the step judge in extra_info['question'] "
             f"(or 'problem'); this row's extra_info has keys {sorted(extra_info)}"
@@ -265,6 +307,9 @@ def _prepare(data_source: str, solution_str: str, ground_truth: Any, extra_info:
     if not req.steps:  # never sent to the judge, and a failure all the same (sgpo.grading)
         out.update(score=UNKNOWN_SCORE, judge_status="no_steps")
         _count(no_steps=1)
+        return out, None, grader
+    if not spec.judges:  # a judge-free method grades exactly what a judge could: a response with steps
+        out.update(score=grader.reward(generator=grader.generator(problem, solution_str)), judge_status=DRAWN)
         return out, None, grader
     if defer is True:  # sgpo's reward manager asks first, and judges only if the group needs it
         out["judge_status"] = DEFERRED
@@ -277,9 +322,7 @@ def _finish(out: dict[str, Any], slot: Slot, grader: _Grader) -> dict[str, Any]:
     verdict = slot.verdict
     out.update(judged=1, judge_status=verdict.status if verdict is not None else "error")
     if slot.ok and verdict is not None:
-        reward = graded_reward(torch.tensor([slot.rts]), grader.settings.params.mapping,
-                               **grader.settings.params.mapping_params)
-        out.update(score=float(reward[0]), first_error=int(verdict.first_error), rts=float(slot.rts))
+        out.update(score=grader.reward(slot.rts), first_error=int(verdict.first_error), rts=float(slot.rts))
         _count(judged=1)
     else:
         if verdict is not None and verdict.ok:
@@ -294,7 +337,7 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
                   **kwargs: Any) -> dict[str, Any]:
     """Score one response (see the module docstring for the fields and ``reward_kwargs``)."""
     out, req, grader = _prepare(data_source, solution_str, ground_truth, extra_info, reward_router_address, kwargs)
-    return out if req is None else _finish(out, grader.batcher.ask(req), grader)
+    return out if req is None or grader.batcher is None else _finish(out, grader.batcher.ask(req), grader)
 
 
 async def compute_score_async(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None,
@@ -309,9 +352,9 @@ async def compute_score_async(data_source: str, solution_str: str, ground_truth:
     loop = asyncio.get_running_loop()
     out, req, grader = await loop.run_in_executor(None, functools.partial(
         _prepare, data_source, solution_str, ground_truth, extra_info, reward_router_address, kwargs))
-    if req is None:
+    if req is None or grader.batcher is None:
         return out
     return _finish(out, await AsyncBatcher.of(grader.batcher, loop).ask(req), grader)
 
 
-__all__ = ["DEFERRED", "DEFER_KEY", "JUDGE_NOW", "STATS", "TASKS", "compute_score", "compute_score_async", "judge_stats"]
+__all__ = ["DEFERRED", "DEFER_KEY", "DRAWN", "JUDGE_NOW", "STATS", "TASKS", "compute_score", "compute_score_async", "judge_stats"]
