@@ -86,11 +86,12 @@ from sgpo.grading import GradingSettings, request
 from sgpo.integrations.verl.batching import AsyncBatcher, Batcher, Slot
 from sgpo.integrations.verl.estimator import UNKNOWN_SCORE, verl_method
 from sgpo.judges.base import INVALID, JudgeRequest
-from sgpo.tasks.base import Problem
+from sgpo.tasks import TASKS as KNOWN_TASKS
+from sgpo.tasks import Problem, make_task
 
 logger = logging.getLogger("sgpo.verl")
 
-TASKS = ("auto", "arith", "math")
+TASKS = ("auto", *KNOWN_TASKS)
 _OPTIONS = frozenset({"task", "method", "seed", "judge_config", "judge", "mapping", "mapping_params", "step_mode",
                       "max_steps", "math_timeout_s", "batch_wait_s", "unjudged_splits", "group_wait_s"})
 #: ``judge_status`` of a wrong response a judge-free method (the ``random`` control) graded with a drawn RTS.
@@ -214,14 +215,7 @@ def _grader(task_name: str, options: dict[str, Any], router: str | None = None) 
         grader = _GRADERS.get(key)
         if grader is not None:
             return grader
-        if task_name == "arith":
-            from sgpo.tasks.arith import ArithTask
-
-            task = ArithTask()
-        else:
-            from sgpo.tasks.math_task import MathTask
-
-            task = MathTask(timeout_s=float(options.get("math_timeout_s", 5.0)))
+        task = make_task(task_name, verify_timeout_s=float(options.get("math_timeout_s", 5.0)))
         method = verl_method(str(options.get("method", "sgpo")), "reward_kwargs.method")
         judge_cfg = _judge_config(options, router) if method.judges else None
         max_steps = options.get("max_steps", judge_cfg.max_steps if judge_cfg is not None else None)
@@ -271,20 +265,10 @@ def _prepare(data_source: str, solution_str: str, ground_truth: Any, extra_info:
 
     question = _field(extra_info, "question", "problem")
     reference = _field(extra_info, "reference", "solution")
-    if task_name == "math":
-        from sgpo.tasks.verify import gold_answer
-
-        answer = gold_answer(str(ground_truth))
-    else:
-        answer = str(ground_truth).strip()
+    answer = grader.task.gold_answer(str(ground_truth))
     problem = Problem(str(extra_info.get("index", "")), question or "", reference, answer)  # type: ignore[arg-type]
-
-    if task_name == "math":
-        check = grader.task.check(solution_str, problem)
-        correct, verify_status = check.correct, check.status
-    else:
-        correct = grader.task.verify(solution_str, problem) >= 1.0
-        verify_status = "correct" if correct else "wrong"
+    check = grader.task.check(solution_str, problem)
+    correct, verify_status = check.correct, check.status
     req = request(problem, solution_str, grader.settings)
     out = {"score": 1.0, "acc": 1.0, "first_error": -1, "n_steps": len(req.steps), "rts": 0.0,
            "judge_status": "skipped", "judged": 0, "verify_status": verify_status}
