@@ -76,7 +76,7 @@ def run_native(model: str, method: str, steps: int, extra: list[str] = ()) -> li
     cfg = config(model, method, extra)
     cfg.train.steps = steps
     with tempfile.TemporaryDirectory() as tmp:
-        from sgpo.train.setup import make_task
+        from sgpo.train.runtime import make_task
 
         judge = judge_for(model, make_task(cfg)) if method == "sgpo" else None
         Trainer(cfg, Path(tmp) / "run", log=lambda *a: None, judge=judge).train()
@@ -93,7 +93,7 @@ def run_trl(model: str, method: str, steps: int, extra: list[str] = ()) -> list[
     from transformers import TrainerCallback
 
     from sgpo.integrations.trl import SGPOConfig, SGPOTrainer
-    from sgpo.train.setup import make_task, pick_device, prompt_for
+    from sgpo.train.runtime import make_task, pick_device, prompt_for
     from sgpo.train.sft import initial_policy
 
     cfg = config(model, method, extra)

@@ -48,9 +48,8 @@ def _requests(rows):
 
 def mc_judge(n: int, temperature: float, model=None, tok=None, prompt=None, cfg=None):
     from sgpo.judges.montecarlo import RolloutJudge, task_verifier
-    from sgpo.train.measures import sampling_precision
     from sgpo.train.prefix_sampler import PolicyPrefixSampler
-    from sgpo.train.setup import make_task
+    from sgpo.train.runtime import make_task, sampling_precision
 
     judge = RolloutJudge(task_verifier(make_task(cfg)), n=n)
     device = next(model.parameters()).device

@@ -24,7 +24,7 @@ from sgpo.sampling import generate
 from sgpo.steps import split_steps
 from sgpo.train.checkpoint import load_policy_weights
 from sgpo.train.config import load_config
-from sgpo.train.setup import make_task, pick_device, prompt_for
+from sgpo.train.runtime import make_task, pick_device, prompt_for
 from sgpo.train.sft import initial_policy
 
 

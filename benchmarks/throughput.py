@@ -79,7 +79,7 @@ def geometry(model: str, extra: list[str]) -> dict:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from sgpo.models import arith_tokenizer, tiny_policy
-    from sgpo.train.setup import make_task, prompt_for
+    from sgpo.train.runtime import make_task, prompt_for
 
     cfg = config(model, "grpo", extra)
     if cfg.model.path:
@@ -216,7 +216,7 @@ def profile_cmd(model: str) -> None:
     from torch.profiler import profile
 
     from sgpo.sampling import generate
-    from sgpo.train.setup import autocast, make_task, prompt_for
+    from sgpo.train.runtime import autocast, make_task, prompt_for
     from sgpo.train.sft import initial_policy
 
     hw = machine()

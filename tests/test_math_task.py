@@ -20,7 +20,7 @@ from sgpo.tasks.verify import AnswerChecker, extract_answer, gold_answer, last_b
 from sgpo.tasks.wordproblems import SPLIT_SIZES, builtin_file, generate
 from sgpo.train.config import ConfigError, load_config
 from sgpo.train.metrics import read_jsonl
-from sgpo.train.setup import make_task
+from sgpo.train.runtime import make_task
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:

@@ -86,9 +86,8 @@ def config_data(config_path: str | None, n: int, seed: int, labels: str, mc_n: i
 def mc_judge(cfg, model, tokenizer, prompt, n: int, temperature: float, seed: int = 0):
     """A :class:`RolloutJudge` bound to ``model`` sampling as the trainer does under ``cfg``."""
     from sgpo.judges.montecarlo import RolloutJudge, task_verifier
-    from sgpo.train.measures import sampling_precision
     from sgpo.train.prefix_sampler import PolicyPrefixSampler
-    from sgpo.train.setup import make_task
+    from sgpo.train.runtime import make_task, sampling_precision
 
     judge = RolloutJudge(task_verifier(make_task(cfg)), n=n, seed=seed)
     device = next(model.parameters()).device

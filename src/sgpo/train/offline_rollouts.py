@@ -28,7 +28,7 @@ from sgpo.rollouts_writer import RolloutsWriter
 from sgpo.sampling import generate, layout, on_responses, to_device, token_logprobs_chunked, unpack
 from sgpo.train.config import Config
 from sgpo.train.prefix_sampler import bind_rollout_judge
-from sgpo.train.setup import autocast, bf16_supported, make_task, pick_device, prompt_for
+from sgpo.train.runtime import autocast, bf16_supported, make_task, pick_device, prompt_for
 from sgpo.train.sft import initial_policy, warmup_key
 
 

@@ -24,7 +24,7 @@ from sgpo.tasks.arith import Chain, apply
 from sgpo.tasks.base import Problem
 from sgpo.train.config import Config
 from sgpo.train.guard import UpdateGuard
-from sgpo.train.setup import autocast, make_task, optimizer_step, prompt_for
+from sgpo.train.runtime import autocast, make_task, optimizer_step, prompt_for
 
 
 def corrupt_solution(problem: Problem, noise_p: float, rng: random.Random) -> str:

@@ -1,4 +1,6 @@
-"""Small pieces of run set-up shared by the trainer, the warm-up and compare."""
+"""What a run needs around its model, shared by the trainer, the warm-up, judge training and
+compare: seeding, the device, bf16 autocast (for training forwards and for sampling), the guarded
+optimizer step, the prompt; and, for now, building the configured task."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import numpy as np
 import torch
 
 from sgpo.errors import ConfigError
-from sgpo.sampling import format_prompt
+from sgpo.sampling import format_prompt, resolve_sampler
 from sgpo.tasks.arith import ArithSpec, ArithTask
 from sgpo.train.config import Config
 from sgpo.train.guard import UpdateGuard, guarded_step
@@ -57,6 +59,12 @@ def autocast(device: torch.device, enabled: bool):
     if not enabled or not bf16_supported(device):
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def sampling_precision(cfg: Config, policy, device: torch.device):
+    """The context sampling runs in: the KV-cache sampler takes bf16 autocast with ``train.bf16``, so
+    its matmuls are the training forward's; ``generate`` (``hf``) samples in the weights' dtype."""
+    return autocast(device, cfg.train.bf16 and resolve_sampler(cfg.rollout.sampler, policy) == "kv")
 
 
 def prompt_for(cfg: Config, task, tokenizer):
