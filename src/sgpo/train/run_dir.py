@@ -26,7 +26,7 @@ from sgpo.errors import ConfigError, MissingInputError
 from sgpo.outputs import check_out
 from sgpo.rollouts_file import RolloutsError
 from sgpo.train.checkpoint import latest_checkpoint, load_trainer_state
-from sgpo.train.config import Config, save_config
+from sgpo.train.config import Config, load_config, save_config
 from sgpo.train.metrics import truncate_jsonl
 
 #: What a run writes into its directory; a fresh run refuses a directory holding any of them.
@@ -147,6 +147,10 @@ class RunDir:
         """Begin a fresh run: clear the old run's files (``overwrite``) and write its config.yaml."""
         self.clear()
         save_config(cfg, self.path / "config.yaml")
+
+    def read_config(self) -> Config:
+        """The config of the run in this directory (its config.yaml), to resume it with."""
+        return load_config(self.path / "config.yaml")
 
     def checkpoint_to_resume(self, cfg: Config, rollouts_sha256: str | None = None,
                              rollouts_path: str | Path | None = None) -> tuple[Path, dict]:

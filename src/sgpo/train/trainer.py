@@ -33,7 +33,7 @@ from sgpo.report import write_run_report
 from sgpo.sampling import stop_ids, truncated_rows
 from sgpo.train.batches import Batch, BatchSource, PromptStream, SampledBatches, StoredBatches
 from sgpo.train.checkpoint import load_policy_weights, restore_rng, save_checkpoint
-from sgpo.train.config import Config, load_config
+from sgpo.train.config import Config
 from sgpo.train.evaluation import evaluate
 from sgpo.train.guard import UpdateGuard, interrupted
 from sgpo.train.judge_watch import JudgeWatch
@@ -107,7 +107,7 @@ class Trainer:
     @classmethod
     def resume_from(cls, run_dir: str | Path, log=print) -> "Trainer":
         with RunDir(run_dir, resume=True).open() as run:  # checked (and locked) before its config is read
-            cfg = load_config(run.path / "config.yaml")
+            cfg = run.read_config()
         return cls(cfg, run.path, resume=True, log=log)
 
     # -- set-up ----------------------------------------------------------------------------------
