@@ -76,9 +76,9 @@ def run_native(model: str, method: str, steps: int, extra: list[str] = ()) -> li
     cfg = config(model, method, extra)
     cfg.train.steps = steps
     with tempfile.TemporaryDirectory() as tmp:
-        from sgpo.train.setup import make_task
+        from sgpo.train.runtime import task_for
 
-        judge = judge_for(model, make_task(cfg)) if method == "sgpo" else None
+        judge = judge_for(model, task_for(cfg)) if method == "sgpo" else None
         Trainer(cfg, Path(tmp) / "run", log=lambda *a: None, judge=judge).train()
         history = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
     batch = cfg.rollout.prompts_per_step * cfg.rollout.group_size
@@ -93,13 +93,13 @@ def run_trl(model: str, method: str, steps: int, extra: list[str] = ()) -> list[
     from transformers import TrainerCallback
 
     from sgpo.integrations.trl import SGPOConfig, SGPOTrainer
-    from sgpo.train.setup import make_task, pick_device, prompt_for
+    from sgpo.train.runtime import pick_device, prompt_for, task_for
     from sgpo.train.sft import initial_policy
 
     cfg = config(model, method, extra)
     torch.manual_seed(cfg.train.seed)
     policy, tokenizer = initial_policy(cfg, pick_device(cfg), log=lambda *a: None)
-    task = make_task(cfg)
+    task = task_for(cfg)
     prompt = prompt_for(cfg, task, tokenizer)
     problems = task.problems("train", cfg.task.n_train if model == "tiny" else 64)
     by_prompt = {prompt(p.question): p for p in problems}

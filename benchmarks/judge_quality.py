@@ -48,11 +48,10 @@ def _requests(rows):
 
 def mc_judge(n: int, temperature: float, model=None, tok=None, prompt=None, cfg=None):
     from sgpo.judges.montecarlo import RolloutJudge, task_verifier
-    from sgpo.train.measures import sampling_precision
     from sgpo.train.prefix_sampler import PolicyPrefixSampler
-    from sgpo.train.setup import make_task
+    from sgpo.train.runtime import sampling_precision, task_for
 
-    judge = RolloutJudge(task_verifier(make_task(cfg)), n=n)
+    judge = RolloutJudge(task_verifier(task_for(cfg)), n=n)
     device = next(model.parameters()).device
     judge.bind(PolicyPrefixSampler(model, tok, prompt, cfg.rollout.max_new_tokens, temperature, batch_size=512,
                                    sampler=cfg.rollout.sampler, precision=lambda: sampling_precision(cfg, model, device)))

@@ -24,7 +24,7 @@ from sgpo.sampling.rollout import generate
 from sgpo.tasks.steps import split_steps
 from sgpo.train.checkpoint import load_policy_weights
 from sgpo.train.config import load_config
-from sgpo.train.setup import make_task, pick_device, prompt_for
+from sgpo.train.runtime import pick_device, prompt_for, task_for
 from sgpo.train.sft import initial_policy
 
 
@@ -60,7 +60,7 @@ def main() -> None:
     results = []
     for run in map(Path, args.runs):
         cfg = load_config(run / "config.yaml", [])
-        task, device = make_task(cfg), pick_device(cfg)
+        task, device = task_for(cfg), pick_device(cfg)
         problems = task.problems("validation", cfg.task.n_eval)
         torch.manual_seed(cfg.train.seed)
         policy, tokenizer = initial_policy(cfg, device, lambda *a: None, lora=False)

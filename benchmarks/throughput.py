@@ -79,7 +79,7 @@ def geometry(model: str, extra: list[str]) -> dict:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from sgpo.models.policies import arith_tokenizer, tiny_policy
-    from sgpo.train.setup import make_task, prompt_for
+    from sgpo.train.runtime import prompt_for, task_for
 
     cfg = config(model, "grpo", extra)
     if cfg.model.path:
@@ -90,7 +90,7 @@ def geometry(model: str, extra: list[str]) -> dict:
         tok = arith_tokenizer()
         m = cfg.model
         net = tiny_policy(tok, m.arch, m.n_layers, m.d_model, m.n_heads)
-    task = make_task(cfg)
+    task = task_for(cfg)
     prompt = prompt_for(cfg, task, tok)
     widths = [len(tok(prompt(p.question), add_special_tokens=False)["input_ids"]) for p in task.problems("train", 200)]
     rng = random.Random(0)
@@ -216,7 +216,7 @@ def profile_cmd(model: str) -> None:
     from torch.profiler import profile
 
     from sgpo.sampling.rollout import generate
-    from sgpo.train.setup import autocast, make_task, prompt_for
+    from sgpo.train.runtime import autocast, prompt_for, task_for
     from sgpo.train.sft import initial_policy
 
     hw = machine()
@@ -224,7 +224,7 @@ def profile_cmd(model: str) -> None:
     torch.manual_seed(0)
     policy, tok = initial_policy(cfg, torch.device("cpu"), log=lambda *a: None)
     policy.eval()
-    task = make_task(cfg)
+    task = task_for(cfg)
     prompt = prompt_for(cfg, task, tok)
     prompts = [prompt(p.question) for p in task.problems("train", 64)[: cfg.rollout.prompts_per_step]]
     r = cfg.rollout

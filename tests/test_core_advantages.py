@@ -228,7 +228,7 @@ def test_random_method_rts_is_uniform():
     assert abs((rts < 0.25).float().mean().item() - 0.25) < 0.02
 
 
-# ------------------------------------------------------------- unknown rewards (DESIGN §2.8)
+# ------------------------------------------------------------- unknown rewards (the failure rule of docs/metrics.md)
 
 
 @pytest.mark.parametrize("scale", ["group", "none"])

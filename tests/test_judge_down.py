@@ -1,7 +1,7 @@
 """A judge that is down is said out loud (issue 18 §5).
 
 Bad judge settings are refused when the judge is built (exit 2, one line); a well-formed URL that
-nobody answers is an outage: the run goes on (DESIGN §2.8), warns on the console and in report.md,
+nobody answers is an outage: the run goes on (the failure rule of docs/metrics.md), warns on the console and in report.md,
 and with judge.max_failure_frac stops before the update of the step that crossed it, leaving its
 last checkpoint as it was. Servers are real processes and sockets on loopback.
 """

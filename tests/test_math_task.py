@@ -20,7 +20,7 @@ from sgpo.tasks.verify import AnswerChecker, extract_answer, gold_answer, last_b
 from sgpo.tasks.wordproblems import SPLIT_SIZES, builtin_file, generate
 from sgpo.train.config import ConfigError, load_config
 from sgpo.train.metrics import read_jsonl
-from sgpo.train.setup import make_task
+from sgpo.train.runtime import task_for
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:
@@ -293,7 +293,7 @@ def test_builtin_splits_are_disjoint_and_solutions_are_consistent():
 
 
 def test_make_task_math_defaults_to_the_builtin_set():
-    task = make_task(load_config(None, ["task.name=math"]))
+    task = task_for(load_config(None, ["task.name=math"]))
     assert isinstance(task, MathTask) and task.step_mode == "line" and "\\boxed{}" in task.system_prompt
     train, val, test = task.problems("train", 10_000), task.problems("validation", 10), task.problems("test", 10_000)
     assert (len(train), len(val), len(test)) == (400, 10, 100)
@@ -310,7 +310,7 @@ def test_make_task_math_reads_configured_files(tmp_path):
     cfg = load_config(None, ["task.name=math", f"data.train_files=[{train}]", f"data.eval_files=[{held}]",
                              "data.problem_field=q", "data.answer_field=a", "data.reference_field=sol", "data.id_field=key",
                              "task.answer_extraction=[last_number]"])
-    task = make_task(cfg)
+    task = task_for(cfg)
     assert [p.id for p in task.problems("train", 5)] == ["p1", "p2"]
     assert [p.id for p in task.problems("validation", 5)] == ["h1"]
     assert task.verify("I get 1 + 1 = 2", task.problems("validation", 1)[0]) == 1.0

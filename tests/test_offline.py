@@ -18,7 +18,7 @@ from sgpo.train.batches import pack
 from sgpo.train.checkpoint import load_trainer_state
 from sgpo.train.config import ConfigError, load_config
 from sgpo.train.metrics import read_jsonl
-from sgpo.train.setup import autocast
+from sgpo.train.runtime import autocast
 from sgpo.train.trainer import Trainer
 
 N_PROBLEMS, G = 8, 4
@@ -97,7 +97,7 @@ def test_stored_logprobs_equal_the_trainers_at_step_one(rollouts, base, tmp_path
     trainer = _trainer(base, tmp_path / "run", "train.mode=offline", f"data.rollouts={rollouts}")
     worst = {"same": 0.0, "fp32": 0.0, "other padding": 0.0}
     # Each group alone (its prompt may be shorter than the batch's longest), then the stream's pairs.
-    batches = [trainer.offline.take([g], trainer.tokenizer.pad_token_id) for g in range(N_PROBLEMS)]
+    batches = [trainer.offline.take([g]) for g in range(N_PROBLEMS)]
     batches += [trainer._next_batch(2) for _ in range(N_PROBLEMS // 2)]
     for batch in batches:
         mask = batch.rollout.response_mask.bool()

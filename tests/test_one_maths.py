@@ -4,7 +4,7 @@ give identical rewards and advantages on the same outcomes and verdicts.
 The responses are written by hand from arithmetic reference solutions (right, wrong from step k,
 empty), so every group kind and every verdict kind occurs: all-negative groups with graded
 rewards, a mixed group whose wrong answers keep 0, an all-positive group, and a response with no
-steps (a failed verdict: an unknown reward, DESIGN §2.8). Each path runs its real code: the rule
+steps (a failed verdict: an unknown reward, the failure rule of docs/metrics.md). Each path runs its real code: the rule
 judge and the arithmetic verifier; TRL's own GRPOTrainer step (the responses enter through TRL's
 ``rollout_func``); verl's ``compute_score`` and the estimator's tensor function (verl's own
 ``compute_advantage`` around it is tested in tests/verl_venv, in verl's environment).

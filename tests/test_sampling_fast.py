@@ -15,6 +15,7 @@ from sgpo.sampling.kv_cache import supports
 from sgpo.sampling.rollout import generate, resolve_sampler, token_logprobs
 from sgpo.train.config import load_config
 from sgpo.train.trainer import Trainer
+from sgpo.train.update import update_policy
 
 PROMPTS = ["Start with 3. Add 2.\n", "Start with 13. Subtract 2. Add 5. Add 1.\n", "Start with 7.\n"]
 
@@ -106,6 +107,12 @@ def make_trainer(tmp_path, *extra: str) -> Trainer:
     return Trainer(load_config(None, overrides), log=lambda *a: None)
 
 
+def update(trainer: Trainer, rollout, advantages, behaviour_logp=None) -> dict:
+    """The update of the trainer's next step on ``rollout``, as ``Trainer.step`` runs it."""
+    return update_policy(trainer.policy, trainer.optimizer, trainer.scheduler, rollout, advantages, trainer.cfg,
+                         step=trainer.step_idx, device=trainer.device, ref=trainer.ref, behaviour_logp=behaviour_logp)
+
+
 def count_policy_forwards(trainer: Trainer) -> list[int]:
     calls = []
     trainer.policy.register_forward_hook(lambda m, a, k, o: calls.append(1), with_kwargs=True)
@@ -129,7 +136,7 @@ def test_one_epoch_of_one_mini_batch_runs_one_forward_pass(tmp_path, epochs, min
     trainer = make_trainer(tmp_path, f"optim.ppo_epochs={epochs}", f"optim.mini_batch_size={mini_batch}")
     rollout = sampled_rollout(trainer)
     calls = count_policy_forwards(trainer)
-    metrics = trainer._update(rollout, ADV)
+    metrics = update(trainer, rollout, ADV)
     assert len(calls) == forwards
     assert metrics["entropy"] > 0 and 0.99 < metrics["sampling/is_ratio_mean"] < 1.01
 
@@ -144,9 +151,9 @@ def test_the_single_pass_update_has_the_gradient_of_the_two_pass_one(tmp_path):
         if path == "two-pass":  # old log-probs from a separate no-grad forward, given as behaviour log-probs
             with torch.no_grad():
                 old, _ = token_logprobs(trainer.policy, rollout, 1.0)
-            trainer._update(rollout, ADV, behaviour_logp=old)
+            update(trainer, rollout, ADV, behaviour_logp=old)
         else:
-            trainer._update(rollout, ADV)
+            update(trainer, rollout, ADV)
         grads[path] = seen[0]
     assert max(g.abs().max().item() for g in grads["single"]) > 1e-5
     for a, b in zip(grads["single"], grads["two-pass"]):
@@ -166,7 +173,7 @@ def test_the_sampling_correction_weights_each_token_by_its_truncated_ratio(tmp_p
         with torch.no_grad():
             exact, _ = token_logprobs(trainer.policy, rollout, 1.0)
         rollout.sample_logp = (exact - shift) * rollout.response_mask
-        metrics = trainer._update(rollout, ADV)
+        metrics = update(trainer, rollout, ADV)
         grads.append(seen[0])
     assert metrics["sampling/is_ratio_mean"] == pytest.approx(ratio, rel=1e-4)
     assert metrics["sampling/is_clipped_frac"] == (1.0 if ratio > 3 else 0.0)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import sgpo.train.trainer as trainer_module
+import sgpo.train.update as update_module
 from sgpo.core import AGGREGATIONS, policy_loss
 from sgpo.models.policies import arith_tokenizer
 from sgpo.sampling.rollout import Rollout, generate, layout, token_logprobs
@@ -15,6 +16,7 @@ from sgpo.tasks.steps import split_steps
 from sgpo.train.batches import Batch
 from sgpo.train.config import load_config
 from sgpo.train.trainer import Trainer
+from sgpo.train.update import update_policy
 
 G = 4
 # The tests wrap optimizer.step to see what it is given; torch warns about exactly that.
@@ -42,6 +44,12 @@ def fixed_rollout(trainer: Trainer, lengths=(1, 12, 3, 7, 12, 2, 5, 9), seed: in
                   trainer.tokenizer.pad_token_id, response_width=trainer.cfg.rollout.max_new_tokens)
 
 
+def update(trainer: Trainer, rollout: Rollout, advantages: torch.Tensor) -> dict:
+    """The update of the trainer's next step on ``rollout``, as ``Trainer.step`` runs it."""
+    return update_policy(trainer.policy, trainer.optimizer, trainer.scheduler, rollout, advantages, trainer.cfg,
+                         step=trainer.step_idx, device=trainer.device, ref=trainer.ref)
+
+
 def capture_grads(trainer: Trainer) -> list[list[torch.Tensor]]:
     """Make the optimizer record the gradients it is given instead of stepping."""
     seen = []
@@ -52,13 +60,13 @@ def capture_grads(trainer: Trainer) -> list[list[torch.Tensor]]:
 def count_forwards(monkeypatch) -> list[int]:
     """Rows of every forward pass with gradients the trainer's update makes."""
     rows = []
-    inner = trainer_module.token_logprobs
+    inner = update_module.token_logprobs
 
     def spy(model, rollout, *a, **k):
         rows.append(len(rollout.texts))
         return inner(model, rollout, *a, **k)
 
-    monkeypatch.setattr(trainer_module, "token_logprobs", spy)
+    monkeypatch.setattr(update_module, "token_logprobs", spy)
     return rows
 
 
@@ -69,7 +77,7 @@ def test_skipping_zero_advantage_responses_gives_the_full_batch_gradient(tmp_pat
     rollout = fixed_rollout(trainer)
     advantages = torch.tensor([0.0, 1.5, 0.0, -0.5, 0.0, 0.0, 2.0, -1.0])
     grads, rows = capture_grads(trainer), count_forwards(monkeypatch)
-    trainer._update(rollout, advantages)
+    update(trainer, rollout, advantages)
     assert rows == [4]  # only the four responses with a non-zero advantage went through the model
     (skipped,) = grads
 
@@ -92,7 +100,7 @@ def test_skipping_zero_advantage_responses_gives_the_full_batch_gradient(tmp_pat
 def test_a_mini_batch_of_zero_advantages_is_no_forward_and_a_zero_gradient(tmp_path, monkeypatch):
     trainer = make_trainer(tmp_path, "algorithm.method=grpo", "optim.mini_batch_size=4")
     grads, rows = capture_grads(trainer), count_forwards(monkeypatch)
-    metrics = trainer._update(fixed_rollout(trainer), torch.zeros(8))
+    metrics = update(trainer, fixed_rollout(trainer), torch.zeros(8))
     assert rows == [] and len(grads) == 2  # two mini-batches, two optimizer steps, no forward pass
     assert all((g == 0).all() for step in grads for g in step)
     assert metrics["loss"] == 0.0 and metrics["kl"] == 0.0
@@ -159,9 +167,9 @@ def test_a_kl_penalty_builds_a_frozen_reference_and_logs_kl_once_the_policy_move
     rows = count_forwards(monkeypatch)
     rollout = fixed_rollout(trainer)
     advantages = torch.tensor([0.0, 1.5, 0.0, -0.5, 0.0, 0.0, 2.0, -1.0])
-    first = trainer._update(rollout, advantages)
+    first = update(trainer, rollout, advantages)
     assert first["kl"] == pytest.approx(0.0, abs=1e-7)  # the policy still is the reference
-    second = trainer._update(rollout, advantages)
+    second = update(trainer, rollout, advantages)
     assert second["kl"] > 1e-6
     assert rows == [8, 8]  # with a KL term zero-advantage responses are not skipped: they carry its gradient
     assert all(torch.equal(a, b) for a, b in zip(ref_before, trainer.ref.parameters()))  # the reference never moves
@@ -173,18 +181,18 @@ def test_several_ppo_epochs_reuse_the_old_logprobs_and_step_per_mini_batch(tmp_p
     trainer = make_trainer(tmp_path, "algorithm.method=grpo", "optim.ppo_epochs=3", "optim.mini_batch_size=4",
                            "optim.lr=1e-2", "optim.warmup_steps=0")
     gaps = []
-    inner = trainer_module.policy_loss
+    inner = update_module.policy_loss
 
     def spy(logp, old_logp, advantages, mask, *a, **k):
         gaps.append(((logp - old_logp).abs() * mask).max().item())
         return inner(logp, old_logp, advantages, mask, *a, **k)
 
-    monkeypatch.setattr(trainer_module, "policy_loss", spy)
+    monkeypatch.setattr(update_module, "policy_loss", spy)
     steps = []
     step = trainer.optimizer.step
     trainer.optimizer.step = lambda *a, **k: (steps.append(1), step(*a, **k))[1]
     before = trainer.scheduler.last_epoch
-    metrics = trainer._update(fixed_rollout(trainer), torch.tensor([1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 1.0, -1.0]))
+    metrics = update(trainer, fixed_rollout(trainer), torch.tensor([1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 1.0, -1.0]))
     assert len(steps) == len(gaps) == 3 * 2 and trainer.scheduler.last_epoch - before == 6
     # The first mini-batch sees the policy that sampled (ratio 1); afterwards the ratio moves away
     # from 1 because the old log-probs stay those taken before the first update.
@@ -239,23 +247,24 @@ def test_token_unit_rts_in_training_counts_tokens_before_the_first_wrong_step(tm
         (["0000"] * 6, []),  # none: no update at all
     ],
 )
-def test_dapo_resampling_keeps_at_most_prompts_per_step_groups_all_with_signal(tmp_path, pattern, kept):
+def test_dapo_resampling_keeps_at_most_prompts_per_step_groups_all_with_signal(tmp_path, monkeypatch, pattern, kept):
     trainer = make_trainer(tmp_path, "algorithm.method=dapo", "algorithm.dapo_resample_rounds=2")
     outcomes = iter([float(c) for group in pattern for c in group])
     trainer.task.verify = lambda text, problem: next(outcomes)  # scripted outcomes, in response order
     sampled, updated = [], []
-    next_batch, update = trainer._next_batch, trainer._update
+    next_batch, real_update = trainer._next_batch, trainer_module.update_policy
 
     def spy_batch(n):
         batch = next_batch(n)
         sampled.append(batch)
         return batch
 
-    def spy_update(rollout, advantages, behaviour=None):
+    def spy_update(policy, optimizer, scheduler, rollout, advantages, *a, **k):
         updated.append((rollout, advantages))
-        return update(rollout, advantages, behaviour)
+        return real_update(policy, optimizer, scheduler, rollout, advantages, *a, **k)
 
-    trainer._next_batch, trainer._update = spy_batch, spy_update
+    trainer._next_batch = spy_batch
+    monkeypatch.setattr(trainer_module, "update_policy", spy_update)
     metrics = trainer.step()
     (batch,) = sampled
     assert len(batch.problems) == 6 and batch.outcomes.tolist() == [[float(c) for c in g] for g in pattern]

@@ -36,7 +36,7 @@ def native(texts: list[str], outcomes: list[float], settings: GradingSettings = 
 
 
 def as_trl(g, outcomes: list[float], scope: str = "all_negative") -> list[float]:
-    """The native rewards as TRL holds them: NaN (unscorable) where the reward is unknown (DESIGN §2.8)."""
+    """The native rewards as TRL holds them: NaN (unscorable) where the reward is unknown (the failure rule of docs/metrics.md)."""
     known = known_rewards(torch.tensor(outcomes).view(-1, G), g.verdict_ok, scope)
     return torch.where(known, g.rewards, torch.nan).reshape(-1).tolist()
 

@@ -12,12 +12,13 @@ import torch
 from testkit import tiny_overrides
 
 import sgpo.train.trainer as trainer_module
+import sgpo.train.update as update_module
 from sgpo.cli import main
 from sgpo.errors import RunFailed, TrainingDiverged
 from sgpo.train.checkpoint import load_trainer_state
 from sgpo.train.guard import UpdateGuard
 from sgpo.train.metrics import read_jsonl
-from sgpo.train.setup import optimizer_step
+from sgpo.train.runtime import optimizer_step
 from sgpo.train.trainer import Trainer
 
 
@@ -38,13 +39,13 @@ def poison(monkeypatch, steps: set[int], kind: str) -> None:
     or give every response advantage 1 and the loss a NaN gradient (``kind="grad"``); every other
     step trains as usual."""
     now = {"step": 0}
-    real_update, real_loss = Trainer._update, trainer_module.policy_loss
+    real_update, real_loss = update_module.update_policy, update_module.policy_loss
 
-    def update(self, rollout, advantages, *args, **kwargs):
-        now["step"] = self.step_idx + 1
+    def update(policy, optimizer, scheduler, rollout, advantages, *args, step, **kwargs):
+        now["step"] = step + 1
         if now["step"] in steps:  # every row active, so the poisoned loss is taken
             advantages = advantages * float("nan") if kind == "loss" else torch.ones_like(advantages)
-        return real_update(self, rollout, advantages, *args, **kwargs)
+        return real_update(policy, optimizer, scheduler, rollout, advantages, *args, step=step, **kwargs)
 
     def loss(*args, **kwargs):
         out = real_loss(*args, **kwargs)
@@ -52,8 +53,8 @@ def poison(monkeypatch, steps: set[int], kind: str) -> None:
             return out._replace(loss=NaNGradient.apply(out.loss))
         return out
 
-    monkeypatch.setattr(Trainer, "_update", update)
-    monkeypatch.setattr(trainer_module, "policy_loss", loss)
+    monkeypatch.setattr(trainer_module, "update_policy", update)
+    monkeypatch.setattr(update_module, "policy_loss", loss)
 
 
 def files(ckpt) -> dict[str, str]:

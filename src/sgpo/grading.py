@@ -12,7 +12,7 @@ function all go through this module, so these rules hold on every path:
 * a judge that raises does not stop the run: the whole batch becomes ``error`` verdicts;
 * a verdict is usable only if it is ``ok`` and its first-error index names one of the response's
   steps (or is -1); any other verdict is a counted failure, and the response's reward is unknown:
-  it leaves its group's statistics and gets advantage 0 (DESIGN §2.8, ``sgpo.core.known_rewards``).
+  it leaves its group's statistics and gets advantage 0 (the failure rule of docs/metrics.md, ``sgpo.core.known_rewards``).
 
 How a response is read (step mode, step limit, RTS unit: :class:`StepReading`) is apart from the
 method and its shaping (:class:`GradingSettings` = method + ``ShapingParams`` + reading).
@@ -327,7 +327,7 @@ def grade(
 
 def grading_stats(outcomes: torch.Tensor, graded: Graded | MethodOutput, judged: torch.Tensor | None = None,
                   verdict_ok: torch.Tensor | None = None, rts: torch.Tensor | None = None) -> dict[str, float]:
-    """The algorithm's metrics for one batch (DESIGN §4 names): accuracy, reward, group kinds, ``sgpo/*``.
+    """The algorithm's metrics for one batch (the names of docs/metrics.md): accuracy, reward, group kinds, ``sgpo/*``.
 
     ``graded`` is a :class:`Graded`, or a bare ``MethodOutput`` with ``judged`` and ``verdict_ok``
     ([N, G] each) given beside it (a process that did not judge every row itself), and ``rts`` if

@@ -21,7 +21,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from sgpo.models.policies import save_policy  # torch and transformers: not for `--help`
-    from sgpo.train.setup import pick_device
+    from sgpo.train.runtime import pick_device
     from sgpo.train.sft import initial_policy
 
     cfg = load_config(args.config, args.overrides)

@@ -16,7 +16,7 @@ def _std(x: torch.Tensor, dim: int) -> torch.Tensor:
 
 def _known_advantages(rewards: torch.Tensor, known: torch.Tensor, scale: str, eps: float,
                       virtual_reward: float | None) -> torch.Tensor:
-    """:func:`group_advantages` where only the ``known`` rewards form the statistics (DESIGN §2.8)."""
+    """:func:`group_advantages` where only the ``known`` rewards form the statistics (the failure rule, docs/metrics.md)."""
     r, k = rewards.float(), known.bool()
     if virtual_reward is not None:
         r = torch.cat([r, r.new_full((r.shape[0], 1), virtual_reward)], dim=1)
@@ -55,7 +55,7 @@ def group_advantages(
             std (NGRPO uses 1.0 so an all-negative group gets negative advantages). It gets no
             advantage of its own.
         known: [N, G] bool, the rewards that are known (default: all). An unknown reward (a
-            response whose verdict failed, DESIGN §2.8) leaves its group's mean and std and gets
+            response whose verdict failed: the failure rule) leaves its group's mean and std and gets
             advantage 0, as TRL does for rows whose reward is None.
 
     Returns:

@@ -93,7 +93,7 @@ def _policy_config(warmup_steps: int, noise_p: float, seed: int):
 def warmed_policy(warmup_steps: int = 1000, noise_p: float = 0.1, seed: int = 0, log=print):
     """(model, tokenizer, directory) of the tiny policy after the trainer's noisy supervised
     warm-up, trained once and cached (the same cache ``sgpo train`` uses)."""
-    from sgpo.train.setup import pick_device
+    from sgpo.train.runtime import pick_device
     from sgpo.train.sft import initial_policy, warmup_key
 
     cfg = _policy_config(warmup_steps, noise_p, seed)
@@ -136,12 +136,12 @@ def config_policy(config_path: str | None = None, log=print):
     (``configs/arith.yaml`` by default), from the warm-up cache (trained once if missing)."""
     from sgpo.train.compare import default_config_path
     from sgpo.train.config import load_config
-    from sgpo.train.setup import make_task, pick_device, prompt_for
+    from sgpo.train.runtime import pick_device, prompt_for, task_for
     from sgpo.train.sft import initial_policy
 
     cfg = load_config(config_path or default_config_path())  # as trained: the warm-up cache key includes bf16
     model, tokenizer = initial_policy(cfg, pick_device(cfg), log, lora=False)
-    return cfg, model.eval(), tokenizer, prompt_for(cfg, make_task(cfg), tokenizer)
+    return cfg, model.eval(), tokenizer, prompt_for(cfg, task_for(cfg), tokenizer)
 
 
 def sampled_rows(cfg, model, tokenizer, prompt, n_problems: int, samples: int, split: str, temperatures: tuple[float, ...],
@@ -155,10 +155,9 @@ def sampled_rows(cfg, model, tokenizer, prompt, n_problems: int, samples: int, s
 
     from sgpo.sampling.rollout import generate
     from sgpo.tasks.steps import split_steps
-    from sgpo.train.measures import sampling_precision
-    from sgpo.train.setup import make_task
+    from sgpo.train.runtime import sampling_precision, task_for
 
-    task, judge = make_task(cfg), ArithRuleJudge()
+    task, judge = task_for(cfg), ArithRuleJudge()
     problems = task.problems(split, n_problems)
     rows = []
     with torch.random.fork_rng():
@@ -180,7 +179,7 @@ def sampled_rows(cfg, model, tokenizer, prompt, n_problems: int, samples: int, s
 
 def corrupted_rows_for(cfg, n: int, split: str, seed: int = 0, p_correct: float = 0.3) -> list[LabelledSolution]:
     """:func:`corrupted_rows` on the problems of ``cfg``'s arithmetic task (its spec, not the default one)."""
-    from sgpo.train.setup import make_task
+    from sgpo.train.runtime import task_for
 
-    task = make_task(cfg)
+    task = task_for(cfg)
     return corrupted_rows(n, split, seed, p_correct, task.spec)

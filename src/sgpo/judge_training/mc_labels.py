@@ -86,11 +86,10 @@ def config_data(config_path: str | None, n: int, seed: int, labels: str, mc_n: i
 def mc_judge(cfg, model, tokenizer, prompt, n: int, temperature: float, seed: int = 0):
     """A :class:`RolloutJudge` bound to ``model`` sampling as the trainer does under ``cfg``."""
     from sgpo.judges.montecarlo import RolloutJudge, task_verifier
-    from sgpo.train.measures import sampling_precision
     from sgpo.train.prefix_sampler import PolicyPrefixSampler
-    from sgpo.train.setup import make_task
+    from sgpo.train.runtime import sampling_precision, task_for
 
-    judge = RolloutJudge(task_verifier(make_task(cfg)), n=n, seed=seed)
+    judge = RolloutJudge(task_verifier(task_for(cfg)), n=n, seed=seed)
     device = next(model.parameters()).device
     judge.bind(PolicyPrefixSampler(model, tokenizer, prompt, cfg.rollout.max_new_tokens, temperature, cfg.rollout.top_p,
                                    sampler=cfg.rollout.sampler, seed=seed, precision=lambda: sampling_precision(cfg, model, device)))

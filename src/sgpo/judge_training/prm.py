@@ -22,7 +22,7 @@ import random
 from sgpo.judges.base import JudgeRequest
 from sgpo.judges.data import LabelledSolution, read_labelled
 from sgpo.train.guard import UpdateGuard
-from sgpo.train.setup import optimizer_step
+from sgpo.train.runtime import optimizer_step
 
 SEPARATOR = "<step>"
 

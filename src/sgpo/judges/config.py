@@ -234,7 +234,7 @@ def build_base_judge(cfg: JudgeConfig, task: "Task | None" = None) -> StepJudge:
     if cfg.kind == "rule":
         judge = task.rule_judge() if task is not None else None
         if judge is None:
-            raise ValueError(f"judge.kind=rule needs a task with a rule judge; task {getattr(task, 'name', None)!r} has none")
+            raise ValueError(f"judge.kind=rule needs a task with a rule judge; task {task.name if task else None!r} has none")
         return judge
     if cfg.kind == "llm_http":
         from sgpo.judges.llm_http import OpenAIChatBackend
@@ -268,7 +268,7 @@ def build_base_judge(cfg: JudgeConfig, task: "Task | None" = None) -> StepJudge:
         if ro.min_success > ro.n:
             raise ConfigError(f"judge.rollout.min_success ({ro.min_success}) must be <= judge.rollout.n ({ro.n})")
         return RolloutJudge(task_verifier(task), ro.n, ro.min_success, ro.max_tokens_per_verdict,
-                            "\n" if getattr(task, "step_mode", "line") == "line" else "\n\n", ro.seed)
+                            "\n" if task.step_mode == "line" else "\n\n", ro.seed)
     raise ValueError(f"unknown judge kind {cfg.kind!r}; choose one of: {', '.join(JUDGE_KINDS)}")  # pragma: no cover
 
 

@@ -1,12 +1,15 @@
-"""Where a training step's groups come from: sampled from the policy (online) or read from a
-rollouts file (offline). Either way the trainer gets a :class:`Batch` and goes on the same way:
-judge -> rewards and advantages -> update.
+"""Where a training step's groups come from: sampled from the policy (online,
+:class:`SampledBatches`) or read from a rollouts file (offline, :class:`StoredBatches`). Both are
+a :class:`BatchSource`: the trainer's seeded :class:`PromptStream` picks indices, the source turns
+them into a :class:`Batch`, and the step goes on the same way: judge -> rewards and advantages -> update.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -14,10 +17,11 @@ from sgpo.errors import ConfigError
 from sgpo.grading import usable
 from sgpo.judges.base import Verdict
 from sgpo.rollouts.file import RolloutRecord, RolloutsError, RolloutsFile, field_error, read_rollouts, tokenizer_fingerprint
-from sgpo.sampling.rollout import Rollout, layout, to_device
+from sgpo.sampling.rollout import Rollout, generate, layout, to_device
 from sgpo.tasks.base import Problem
 from sgpo.tasks.steps import split_steps
 from sgpo.train.config import Config
+from sgpo.train.runtime import sampling_precision
 
 
 class PromptStream:
@@ -53,12 +57,62 @@ class Batch:
     """[N * G] stored verdicts (offline; None where a response was not judged)."""
 
 
-class StoredBatches:
-    """Groups of a rollouts file, validated against the run's config before training starts.
+class BatchSource(Protocol):
+    """N groups of G responses for the indices the trainer's :class:`PromptStream` picks, so the
+    stream's position in a checkpoint is all a resumed run needs to get the same batches."""
 
-    ``take`` turns group indices (from the trainer's seeded :class:`PromptStream`) into a batch,
-    so the data position in a checkpoint is all a resumed run needs.
+    sample_seconds: float
+    """Seconds the last :meth:`take` spent sampling (0 for stored responses)."""
+
+    def __len__(self) -> int:
+        """How many prompts (groups) the indices range over."""
+
+    def take(self, indices: list[int]) -> Batch:
+        """The batch of the prompts at ``indices``, in that order."""
+
+
+class SampledBatches:
+    """Groups sampled from the policy and verified by the task (``train.mode=online``).
+
+    Args:
+        problems: the training problems the indices point into.
+        policy, tokenizer: the model sampled from (put in eval mode to sample).
+        task: verifies each response (``task.verify(text, problem)``).
+        prompt: question -> prompt text.
+        cfg: ``rollout.group_size``, ``temperature``, ``top_p``, ``max_new_tokens``, ``sampler``;
+            ``train.bf16`` (the sampling precision).
+        device: where the policy is.
     """
+
+    def __init__(self, problems: list[Problem], policy, tokenizer, task, prompt, cfg: Config, device: torch.device):
+        self.problems, self.policy, self.tokenizer, self.task, self.prompt = problems, policy, tokenizer, task, prompt
+        self.cfg, self.device = cfg, device
+        self.sample_seconds = 0.0
+
+    def __len__(self) -> int:
+        return len(self.problems)
+
+    def take(self, indices: list[int]) -> Batch:
+        r = self.cfg.rollout
+        G = r.group_size
+        problems = [self.problems[i] for i in indices]
+        self.policy.eval()
+        t0 = time.perf_counter()
+        with sampling_precision(self.cfg, self.policy, self.device):
+            rollout = generate(self.policy, self.tokenizer, [self.prompt(p.question) for p in problems], n=G,
+                               temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, sampler=r.sampler)
+        self.sample_seconds = time.perf_counter() - t0  # the step's time/generate without the answer checks
+        outcomes = torch.tensor([self.task.verify(text, problems[i // G]) for i, text in enumerate(rollout.texts)]).view(-1, G)
+        return Batch(problems, rollout, outcomes)
+
+
+class StoredBatches:
+    """Groups of a rollouts file (``train.mode=offline``), read and checked against the run's
+    config before any warm-up; :meth:`attach` then checks them against the run's tokenizer, after
+    which :meth:`take` lays them out with its padding on the run's device.
+    """
+
+    sample_seconds = 0.0  # nothing is sampled
 
     def __init__(self, cfg: Config, log=print):
         if cfg.data.rollouts is None:
@@ -67,6 +121,7 @@ class StoredBatches:
         if not self.file.groups:
             raise RolloutsError(f"{self.file.path}: no complete group of responses to train on")
         self.cfg = cfg
+        self.pad_id, self.device = None, torch.device("cpu")
         log(
             f"offline: {len(self.file.groups)} groups of {self.file.group_size} from {self.file.path}"
             + (f" ({self.file.dropped_groups} incomplete group(s) dropped)" if self.file.dropped_groups else "")
@@ -79,9 +134,10 @@ class StoredBatches:
     def fingerprint(self) -> str:
         return self.file.sha256
 
-    def validate(self, tokenizer, step_mode: str, log=print) -> None:
+    def attach(self, tokenizer, step_mode: str, device: torch.device | str = "cpu", log=print) -> None:
         """Check the file against the configured tokenizer, group size and temperature, and, with
-        token-unit RTS, that stored verdicts count the steps as this run splits them."""
+        token-unit RTS, that stored verdicts count the steps as this run splits them; then
+        :meth:`take` pads with ``tokenizer``'s pad token and puts the sequences on ``device``."""
         cfg = self.cfg
         check_compatible(self.file, tokenizer, cfg.rollout.group_size, cfg.rollout.temperature)
         if cfg.algorithm.rts_unit == "tokens":
@@ -101,6 +157,7 @@ class StoredBatches:
                 f"warning: {self.file.path}: behaviour log-probs were computed in {h['logprob_precision']} but this run "
                 f"computes log-probs with train.bf16={cfg.train.bf16}; importance ratios start off 1 by that rounding"
             )
+        self.pad_id, self.device = tokenizer.pad_token_id, torch.device(device)
 
     def missing_verdicts(self, scope_mask) -> int:
         """Responses in the judging scope with no stored verdict. ``scope_mask``: [N, G] outcomes -> [N, G] bool."""
@@ -111,19 +168,20 @@ class StoredBatches:
                 missing += needed and r.verdict is None
         return missing
 
-    def take(self, groups: list[int], pad_id: int, device: torch.device | str = "cpu") -> Batch:
-        """The batch of the file's groups at ``groups`` (in that order); sequences on ``device``."""
+    def take(self, groups: list[int]) -> Batch:
+        """The batch of the file's groups at ``groups`` (in that order), with their behaviour
+        log-probs and stored verdicts. Needs :meth:`attach` first."""
+        if self.pad_id is None:
+            raise RuntimeError("StoredBatches.take before attach: the batch layout needs the run's tokenizer")
         records = [r for g in groups for r in self.file.groups[g]]
         # The layout the behaviour log-probs were computed in, so bf16 recomputes them exactly.
         h = self.file.header
-        rollout, logp = pack(records, pad_id, h.get("prompt_width"), h.get("response_width"))
-        rollout = to_device(rollout, device)
+        rollout, logp = pack(records, self.pad_id, h.get("prompt_width"), h.get("response_width"))
+        rollout = to_device(rollout, self.device)
         G = self.file.group_size
         outcomes = torch.tensor([r.outcome for r in records]).view(-1, G)
         problems = [self.file.groups[g][0].problem_obj for g in groups]
         return Batch(problems, rollout, outcomes, logp, [r.verdict for r in records])
-
-
 
 
 def check_compatible(rf: RolloutsFile, tokenizer, group_size: int, temperature: float) -> None:
@@ -182,4 +240,4 @@ def pack(
     return rollout, logprobs
 
 
-__all__ = ["Batch", "PromptStream", "StoredBatches", "check_compatible", "pack"]
+__all__ = ["Batch", "BatchSource", "PromptStream", "SampledBatches", "StoredBatches", "check_compatible", "pack"]

@@ -1,11 +1,18 @@
-"""Where metrics go: metrics.jsonl (one object per step), TensorBoard, and samples.jsonl."""
+"""Where metrics go: metrics.jsonl (one object per step), TensorBoard, and samples.jsonl (the
+first responses of each step, :func:`sample_records`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sgpo.files.outputs import write_text_atomic
+
+if TYPE_CHECKING:
+    import torch
+
+    from sgpo.grading import Graded
 
 
 def truncate_jsonl(path: Path, max_step: int) -> None:
@@ -25,6 +32,24 @@ def truncate_jsonl(path: Path, max_step: int) -> None:
 
 def read_jsonl(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def sample_records(step: int, problems: list, texts: list[str], outcomes: torch.Tensor, shaped: Graded, n: int) -> list[dict]:
+    """The first ``n`` responses of a step as ``samples.jsonl`` rows. outcomes: [N, G]."""
+    G = outcomes.shape[1]
+    records = []
+    for i in range(min(n, len(texts))):
+        v = shaped.verdicts.get(i)
+        records.append({
+            "step": step,
+            "prompt": problems[i // G].question,
+            "completion": texts[i],
+            "outcome": outcomes.view(-1)[i].item(),
+            "verdict": None if v is None else {"first_error": v.first_error, "n_steps": v.n_steps, "status": v.status},
+            "reward": shaped.rewards.view(-1)[i].item(),
+            "advantage": shaped.advantages.view(-1)[i].item(),
+        })
+    return records
 
 
 class MetricsWriter:

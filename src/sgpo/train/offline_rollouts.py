@@ -28,7 +28,7 @@ from sgpo.rollouts.writer import RolloutsWriter
 from sgpo.sampling.rollout import generate, layout, on_responses, to_device, token_logprobs_chunked, unpack
 from sgpo.train.config import Config
 from sgpo.train.prefix_sampler import bind_rollout_judge
-from sgpo.train.setup import autocast, bf16_supported, make_task, pick_device, prompt_for
+from sgpo.train.runtime import autocast, bf16_supported, pick_device, prompt_for, task_for
 from sgpo.train.sft import initial_policy, warmup_key
 
 
@@ -49,7 +49,7 @@ def roll_out(cfg: Config, out: str | Path, split: str = "train", n_problems: int
     """
     check_out(out, "file", overwrite)  # before the warm-up and sampling
     device = pick_device(cfg)
-    task = make_task(cfg)
+    task = task_for(cfg)
     n = n_problems if n_problems is not None else (cfg.task.n_train if split == "train" else cfg.task.n_eval)
     try:
         problems = task.problems(split, n)

@@ -85,7 +85,7 @@ def bind_policy(judge, sampler: PolicyPrefixSampler) -> int:
 def bind_rollout_judge(judge, cfg, policy, tokenizer, prompt, device) -> int:
     """Bind a sampler over the trained ``policy`` (settings from ``cfg.judge.rollout``, sampling as the
     trainer does) to the rollout judges in ``judge``'s chain; how many were bound (0 for other kinds)."""
-    from sgpo.train.measures import sampling_precision
+    from sgpo.train.runtime import sampling_precision
 
     ro = cfg.judge.rollout
     sampler = PolicyPrefixSampler(policy, tokenizer, prompt, ro.max_new_tokens or cfg.rollout.max_new_tokens, ro.temperature,

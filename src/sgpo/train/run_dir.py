@@ -2,8 +2,9 @@
 
 :class:`RunDir` is the one object that opens a run directory: it refuses a file where the
 directory goes, refuses (or with ``overwrite`` clears) a directory that holds a run, checks that
-a resumed one has a config, and holds an exclusive lock on it for the life of the run, so two
-runs never write into one directory. The lock is ``fcntl.flock`` on a file inside the directory:
+a resumed one has a config and a checkpoint made with that config (and the same rollouts file),
+and holds an exclusive lock on it for the life of the run, so two runs never write into one
+directory. The lock is ``fcntl.flock`` on a file inside the directory:
 the operating system releases it when the process ends, however it ends, so a killed run never
 leaves a stale lock behind; the file also records who holds it (pid, host, command), for the
 error the second run gets.
@@ -23,7 +24,10 @@ from pathlib import Path
 
 from sgpo.errors import ConfigError, MissingInputError
 from sgpo.files.outputs import check_out
-from sgpo.train.config import Config
+from sgpo.rollouts.file import RolloutsError
+from sgpo.train.checkpoint import latest_checkpoint, load_trainer_state
+from sgpo.train.config import Config, load_config, save_config
+from sgpo.train.metrics import truncate_jsonl
 
 #: What a run writes into its directory; a fresh run refuses a directory holding any of them.
 RUN_FILES = ("config.yaml", "metrics.jsonl", "samples.jsonl", "report.md", "checkpoints", "plots", "tensorboard")
@@ -138,6 +142,42 @@ class RunDir:
             path = self.path / name
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         self.held = []
+
+    def start(self, cfg: Config) -> None:
+        """Begin a fresh run: clear the old run's files (``overwrite``) and write its config.yaml."""
+        self.clear()
+        save_config(cfg, self.path / "config.yaml")
+
+    def read_config(self) -> Config:
+        """The config of the run in this directory (its config.yaml), to resume it with."""
+        return load_config(self.path / "config.yaml")
+
+    def checkpoint_to_resume(self, cfg: Config, rollouts_sha256: str | None = None,
+                             rollouts_path: str | Path | None = None) -> tuple[Path, dict]:
+        """The latest complete checkpoint and its trainer state, checked against the resuming run.
+
+        Its config must be ``cfg`` up to :data:`SCHEDULE_KEYS` (:class:`ConfigError` naming the
+        keys otherwise); with ``rollouts_sha256`` (an offline run: the fingerprint of the rollouts
+        file at ``rollouts_path``), the checkpoint must have been made from the same file
+        (:class:`RolloutsError`). No checkpoint: :class:`MissingInputError`.
+        """
+        ckpt = latest_checkpoint(self.path)
+        if ckpt is None:
+            raise MissingInputError(f"no complete checkpoint under {self.path / 'checkpoints'} to resume from")
+        state = load_trainer_state(ckpt)
+        changed = [k for k in config_diff(saved_config(state), cfg.model_dump(mode="json")) if k not in SCHEDULE_KEYS]
+        if changed:
+            raise ConfigError(f"{ckpt} was saved by a run with another config ({', '.join(changed[:8])} differ from "
+                              f"{self.path / 'config.yaml'}); resume needs the config the checkpoint was made with")
+        if rollouts_sha256 is not None and state.get("rollouts_sha256", rollouts_sha256) != rollouts_sha256:
+            raise RolloutsError(f"{rollouts_path} has changed since {ckpt} was saved; resume needs the same rollouts file")
+        return ckpt, state
+
+    def rewind(self, step: int) -> None:
+        """Drop the metrics and sample records past ``step`` (the resumed checkpoint's), so the
+        resumed run appends where that checkpoint left off."""
+        for name in ("metrics.jsonl", "samples.jsonl"):
+            truncate_jsonl(self.path / name, step)
 
     def close(self) -> None:
         """Release the lock. A run that wrote nothing takes its lock file (and the directory, if it

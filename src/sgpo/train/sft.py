@@ -24,7 +24,7 @@ from sgpo.tasks.arith import Chain, apply
 from sgpo.tasks.base import Problem
 from sgpo.train.config import Config
 from sgpo.train.guard import UpdateGuard
-from sgpo.train.setup import autocast, make_task, optimizer_step, prompt_for
+from sgpo.train.runtime import autocast, optimizer_step, prompt_for, task_for
 
 
 def corrupt_solution(problem: Problem, noise_p: float, rng: random.Random) -> str:
@@ -54,7 +54,7 @@ def sft_train(model, tokenizer, problems: list[Problem], cfg: Config, device: to
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, w.steps))))
     )
-    prompt = prompt_for(cfg, make_task(cfg), tokenizer)
+    prompt = prompt_for(cfg, task_for(cfg), tokenizer)
     # Arithmetic references can be corrupted line by line; other tasks train on their references as written.
     if cfg.task.name == "arith":
         def solution(p: Problem) -> str:
@@ -144,7 +144,7 @@ def _base_policy(cfg: Config, device: torch.device, log=print):
         return model.to(device), tokenizer
     if cfg.warmup.noise_p > 0 and cfg.task.name != "arith":
         raise ConfigError("warmup.noise_p > 0 is only defined for task.name=arith")
-    problems = make_task(cfg).problems("train", cfg.task.n_train)
+    problems = task_for(cfg).problems("train", cfg.task.n_train)
     log(f"warm-up: {cfg.warmup.steps} supervised steps (noise_p={cfg.warmup.noise_p}) -> {cached}")
     model.to(device)
     losses = sft_train(model, tokenizer, problems, cfg, device)

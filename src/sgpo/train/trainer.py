@@ -7,11 +7,12 @@ One RL step (``Trainer.step``):
   3. if the method needs it, find where each response in scope first goes wrong: a stored
      verdict, else the step judge;
   4. rewards and advantages from ``sgpo.core.METHODS[method]``;
-  5. mu epochs of clipped policy-gradient updates over mini-batches; the old log-probs in the
-     importance ratio are the stored behaviour log-probs (offline) or the policy's own, taken
-     before the first update (online; with one epoch of one mini-batch, the update's own forward,
-     detached). A sampler that reports its log-probs gets the truncated importance-sampling
-     correction of ``rollout.is_cap``. A non-finite loss or gradient skips the step (``sgpo.train.guard``).
+  5. the update (``sgpo.train.update``): mu epochs of clipped policy-gradient steps over
+     mini-batches; the old log-probs in the importance ratio are the stored behaviour log-probs
+     (offline) or the policy's own, taken before the first update (online; with one epoch of one
+     mini-batch, the update's own forward, detached). A sampler that reports its log-probs gets the
+     truncated importance-sampling correction of ``rollout.is_cap``. A non-finite loss or gradient
+     skips the step (``sgpo.train.guard``).
 """
 
 from __future__ import annotations
@@ -22,27 +23,26 @@ from pathlib import Path
 
 import torch
 
-from sgpo.core import ShapingParams, judge_mask, needs_judge, policy_loss
-from sgpo.errors import ConfigError, MissingInputError
+from sgpo.core import ShapingParams, judge_mask, needs_judge
 from sgpo.evaluation.report import write_run_report
 from sgpo.grading import Graded, GradingSettings, grade, grading_stats, step_generator, token_counter
 from sgpo.judges.config import build_judge
 from sgpo.judges.state import judge_state, load_judge_state
 from sgpo.judges.stats import collect_stats
-from sgpo.rollouts.file import RolloutsError
 from sgpo.sampling.kv_cache import inner_model
-from sgpo.sampling.rollout import Rollout, generate, stop_ids, token_logprobs, token_logprobs_chunked, truncated_rows
-from sgpo.train.batches import Batch, PromptStream, StoredBatches
-from sgpo.train.checkpoint import latest_checkpoint, load_policy_weights, load_trainer_state, restore_rng, save_checkpoint
-from sgpo.train.config import Config, load_config, save_config
-from sgpo.train.guard import UpdateGuard, guarded_step, interrupted
+from sgpo.sampling.rollout import stop_ids, truncated_rows
+from sgpo.train.batches import Batch, BatchSource, PromptStream, SampledBatches, StoredBatches
+from sgpo.train.checkpoint import load_policy_weights, restore_rng, save_checkpoint
+from sgpo.train.config import Config
+from sgpo.train.evaluation import evaluate
+from sgpo.train.guard import UpdateGuard, interrupted
 from sgpo.train.judge_watch import JudgeWatch
-from sgpo.train.measures import evaluate, is_ratio_stats, no_update, sample_records, sampling_precision
-from sgpo.train.metrics import MetricsWriter, read_jsonl, truncate_jsonl
+from sgpo.train.metrics import MetricsWriter, read_jsonl, sample_records
 from sgpo.train.prefix_sampler import bind_rollout_judge
-from sgpo.train.run_dir import SCHEDULE_KEYS, RunDir, config_diff, saved_config
-from sgpo.train.setup import autocast, make_task, pick_device, prompt_for, seed_everything
+from sgpo.train.run_dir import RunDir
+from sgpo.train.runtime import pick_device, prompt_for, seed_everything, task_for
 from sgpo.train.sft import initial_policy
+from sgpo.train.update import no_update, update_policy
 
 
 class Trainer:
@@ -60,7 +60,7 @@ class Trainer:
 
     def _init(self, cfg: Config, resume: bool, log, judge) -> None:
         self.device = pick_device(cfg)
-        self.task = make_task(cfg)
+        self.task = task_for(cfg)
         # Offline: read and check the rollouts file first, so a bad one fails before any warm-up.
         self.offline = StoredBatches(cfg, log) if cfg.train.mode == "offline" else None
         self.train_problems = [] if self.offline else self.task.problems("train", cfg.task.n_train)
@@ -74,8 +74,10 @@ class Trainer:
         seed_everything(cfg.train.seed)
         self.policy, self.tokenizer = initial_policy(cfg, self.device, log)
         if self.offline:
-            self.offline.validate(self.tokenizer, self.task.step_mode, log)
+            self.offline.attach(self.tokenizer, self.task.step_mode, self.device, log)
         self.prompt = prompt_for(cfg, self.task, self.tokenizer)
+        self.batches: BatchSource = self.offline or SampledBatches(
+            self.train_problems, self.policy, self.tokenizer, self.task, self.prompt, cfg, self.device)
         bind_rollout_judge(self.judge, cfg, self.policy, self.tokenizer, self.prompt, self.device)  # MC judge samples with it
         self.ref = None
         if cfg.algorithm.beta_kl > 0:
@@ -91,22 +93,21 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.trainable, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
         warm = cfg.optim.warmup_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: min(1.0, (s + 1) / (warm + 1)))
-        self.stream = PromptStream(len(self.offline) if self.offline else len(self.train_problems), cfg.train.seed)
+        self.stream = PromptStream(len(self.batches), cfg.train.seed)
         self.step_idx = 0
-        self.judge_calls, self.sample_seconds = 0, 0.0
+        self.judge_calls = 0
         self.guard = UpdateGuard(cfg.train.max_skipped_steps, "RL")
         self.watch = JudgeWatch(cfg.judge.warn_failure_frac, cfg.judge.max_failure_frac, self.run_dir, log)
         if resume:
             self._resume()
         else:
-            self.run.clear()
-            save_config(cfg, self.run_dir / "config.yaml")
+            self.run.start(cfg)
         self.writer = MetricsWriter(self.run_dir, cfg.train.tensorboard)
 
     @classmethod
     def resume_from(cls, run_dir: str | Path, log=print) -> "Trainer":
         with RunDir(run_dir, resume=True).open() as run:  # checked (and locked) before its config is read
-            cfg = load_config(run.path / "config.yaml")
+            cfg = run.read_config()
         return cls(cfg, run.path, resume=True, log=log)
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -125,16 +126,8 @@ class Trainer:
         return missing > 0
 
     def _resume(self) -> None:
-        ckpt = latest_checkpoint(self.run_dir)
-        if ckpt is None:
-            raise MissingInputError(f"no complete checkpoint under {self.run_dir / 'checkpoints'} to resume from")
-        state = load_trainer_state(ckpt)
-        changed = [k for k in config_diff(saved_config(state), self.cfg.model_dump(mode="json")) if k not in SCHEDULE_KEYS]
-        if changed:
-            raise ConfigError(f"{ckpt} was saved by a run with another config ({', '.join(changed[:8])} differ from "
-                              f"{self.run_dir / 'config.yaml'}); resume needs the config the checkpoint was made with")
-        if self.offline and state.get("rollouts_sha256", self.offline.fingerprint) != self.offline.fingerprint:
-            raise RolloutsError(f"{self.offline.file.path} has changed since {ckpt} was saved; resume needs the same rollouts file")
+        rollouts = (self.offline.fingerprint, self.offline.file.path) if self.offline else (None, None)
+        ckpt, state = self.run.checkpoint_to_resume(self.cfg, *rollouts)  # checked against this run's config and file
         load_policy_weights(self.policy, ckpt)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -145,8 +138,7 @@ class Trainer:
         self.guard.load_state_dict(state.get("guard", {"skipped_total": 0, "in_row": 0}))  # older runs: none skipped
         if "judge" in state:  # the noise RNG and verdict cache, so the verdicts go on as without the stop
             load_judge_state(self.judge, state["judge"])
-        for name in ("metrics.jsonl", "samples.jsonl"):
-            truncate_jsonl(self.run_dir / name, self.step_idx)
+        self.run.rewind(self.step_idx)
         self.log(f"resumed from {ckpt} at step {self.step_idx}")
 
     def save(self) -> Path:
@@ -231,7 +223,8 @@ class Trainer:
             advantages = advantages.masked_fill(truncated.to(advantages.device), 0.0)
             trained = dataclasses.replace(rollout, response_mask=rollout.response_mask.masked_fill(truncated[:, None], 0))
         behaviour = batch.behaviour_logp[rows] if batch.behaviour_logp is not None else None
-        update = (self._update(trained.select(rows), advantages[rows], behaviour) if len(rows)
+        update = (update_policy(self.policy, self.optimizer, self.scheduler, trained.select(rows), advantages[rows], cfg,
+                                step=self.step_idx, device=self.device, ref=self.ref, behaviour_logp=behaviour) if len(rows)
                   else no_update(self.policy, rollout, cfg, self.device))
         self.guard.record(update.pop("skipped", False))
         t_train = time.perf_counter() - t0
@@ -243,7 +236,7 @@ class Trainer:
             "step": self.step_idx, **grading_stats(outcomes, shaped), "groups/kept_frac": keep.float().mean().item(),
             "sgpo/judge_calls_total": self.judge_calls, **update, "train/skipped_steps": self.guard.skipped_total,
             "lr": self.scheduler.get_last_lr()[0],
-            "time/generate": t_generate, "time/sample": self.sample_seconds, "time/judge": t_judge, "time/train": t_train, "time/step": t_step,
+            "time/generate": t_generate, "time/sample": self.batches.sample_seconds, "time/judge": t_judge, "time/train": t_train, "time/step": t_step,
             "tokens_per_s": n_tokens / t_step, "response/truncated_frac": truncated.float().mean().item(),
             "response_tokens/mean": n_tokens / len(rollout.texts),
         }
@@ -260,20 +253,9 @@ class Trainer:
         return self.task.verify_stats()
 
     def _next_batch(self, n_prompts: int) -> Batch:
-        """N groups of G responses: loaded from the rollouts file (offline), or sampled and verified."""
-        if self.offline:
-            return self.offline.take(self.stream.take(n_prompts), self.tokenizer.pad_token_id, self.device)
-        G = self.cfg.rollout.group_size
-        problems = [self.train_problems[i] for i in self.stream.take(n_prompts)]
-        self.policy.eval()
-        r = self.cfg.rollout
-        t0 = time.perf_counter()
-        with sampling_precision(self.cfg, self.policy, self.device):
-            rollout = generate(self.policy, self.tokenizer, [self.prompt(p.question) for p in problems], n=G,
-                               temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, sampler=r.sampler)
-        self.sample_seconds = time.perf_counter() - t0  # time/generate without the answer checks
-        outcomes = torch.tensor([self.task.verify(text, problems[i // G]) for i, text in enumerate(rollout.texts)]).view(-1, G)
-        return Batch(problems, rollout, outcomes)
+        """N groups of G responses, the next ``n_prompts`` of the seeded stream: loaded from the
+        rollouts file (offline), or sampled and verified."""
+        return self.batches.take(self.stream.take(n_prompts))
 
     def _grade(self, batch: Batch, generator: torch.Generator) -> Graded:
         """Verdicts (stored, else asked of the judge), rewards and advantages for the batch."""
@@ -281,101 +263,6 @@ class Trainer:
                        token_counter(self.tokenizer), generator, self.log)
         self.judge_calls += graded.calls
         return graded
-
-    def _update(self, rollout: Rollout, advantages: torch.Tensor, behaviour_logp: torch.Tensor | None = None) -> dict:
-        """mu epochs of clipped policy-gradient steps over shuffled mini-batches.
-
-        ``behaviour_logp`` ([B, T], offline): log-probs of the policy that sampled the responses,
-        used as the old log-probs of the importance ratio; None (online): the current policy's.
-        With one epoch of one mini-batch the policy has not moved when the loss is taken, so the
-        old log-probs are the update forward's own, detached (ratio 1, gradient the policy
-        gradient, as TRL does): no forward pass is spent on them. Otherwise they are taken in a
-        forward pass before the first step.
-
-        A response with zero advantage adds exactly nothing to the clipped surrogate, so without a
-        KL term it is left out of the forward pass and the mini-batch loss is rescaled to the
-        mini-batch's full token (or sequence) count: the same gradient, for a fraction of the
-        compute when most groups are all-negative.
-        """
-        cfg, alg = self.cfg, self.cfg.algorithm
-        temperature, bf16, mb = cfg.rollout.temperature, cfg.train.bf16, cfg.optim.mini_batch_size
-        B = len(rollout.texts)
-        entropy = rollout.sample_entropy  # the sampler's, where it reports one: over every response, at no cost
-        old = current = None
-        if behaviour_logp is not None or cfg.optim.ppo_epochs > 1 or B > mb:
-            with autocast(self.device, bf16):
-                current, ent = token_logprobs_chunked(self.policy, rollout, temperature, mb, with_entropy=entropy is None)
-            entropy = ent if entropy is None else entropy
-            old = current if behaviour_logp is None else behaviour_logp.to(current.device)
-        with autocast(self.device, bf16):
-            ref = token_logprobs_chunked(self.ref, rollout, temperature, mb)[0] if self.ref is not None else None
-        sampled = rollout.sample_logp if cfg.rollout.is_cap > 0 and behaviour_logp is None else None
-        mask_all = rollout.response_mask.to(self.device)
-        self.policy.train()
-        stats = {"loss": [], "kl": [], "clip_frac": [], "grad_norm": []}
-        is_ratios, forward_entropy = [], []
-        shuffle = torch.Generator().manual_seed(cfg.train.seed * 104_729 + self.step_idx)
-        applied = True
-        for _ in range(cfg.optim.ppo_epochs):
-            for idx in torch.randperm(B, generator=shuffle).split(mb):
-                active = idx if ref is not None else idx[advantages[idx] != 0]
-                if len(active):
-                    sub = rollout.select(active)
-                    with autocast(self.device, bf16):
-                        logp, ent = token_logprobs(self.policy, sub, temperature, with_entropy=entropy is None)
-                    old_logp = logp.detach() if old is None else old[active]
-                    weights = None
-                    if sampled is not None:
-                        weights = torch.exp((old_logp.float() - sampled[active].to(self.device)).clamp(max=20.0))
-                        is_ratios.append(weights[mask_all[active].bool()])
-                        weights = weights.clamp(max=cfg.rollout.is_cap)
-                    if ent is not None:
-                        forward_entropy.append((ent.detach(), mask_all[active].float()))
-                    out = policy_loss(
-                        logp, old_logp, advantages[active].to(self.device), mask_all[active],
-                        alg.eps_low, alg.eps_high, alg.aggregation,
-                        ref_logp=ref[active] if ref is not None else None, beta_kl=alg.beta_kl,
-                        norm=cfg.rollout.max_new_tokens, token_weights=weights,
-                    )
-                    if alg.aggregation == "token_mean":
-                        share = mask_all[active].sum() / mask_all[idx].sum().clamp(min=1)
-                    else:
-                        share = torch.tensor(len(active) / len(idx))
-                    (out.loss * share).backward()
-                    stats["loss"].append((out.loss * share).item())
-                    stats["kl"].append(out.kl.item())
-                    stats["clip_frac"].append(out.clip_frac.item())
-                else:
-                    # Zero gradients (not None) so AdamW steps exactly as it would on the full batch.
-                    for p in self.trainable:
-                        p.grad = torch.zeros_like(p)
-                    stats["loss"].append(0.0)
-                applied, grad_norm = guarded_step(self.trainable, self.optimizer, self.scheduler, stats["loss"][-1],
-                                                  cfg.optim.grad_clip)
-                stats["grad_norm"].append(grad_norm)
-                if not applied:  # the step is skipped: its later mini-batches would meet the same values
-                    break
-            else:
-                continue
-            break
-        self.policy.eval()
-        maskf = mask_all.float()
-        metrics = {k: sum(v) / len(v) for k, v in stats.items() if v}
-        if entropy is None and forward_entropy:  # neither sampler nor old-log-prob pass gave one: the rows trained on
-            entropy, maskf = (torch.cat([t[i] for t in forward_entropy]) for i in (0, 1))
-        if entropy is not None:
-            metrics["entropy"] = ((entropy.to(maskf.device) * maskf).sum() / maskf.sum().clamp(min=1)).item()
-        metrics.update(is_ratio_stats(is_ratios, cfg.rollout.is_cap))
-        if behaviour_logp is not None:
-            # How far the policy has moved from the one that sampled the data, before this update.
-            gap = (current.float() - old.float()).abs() * maskf
-            metrics["offline/logp_gap_mean"] = (gap.sum() / maskf.sum().clamp(min=1)).item()
-            metrics["offline/logp_gap_max"] = gap.max().item()
-        metrics.setdefault("entropy", 0.0)
-        metrics.setdefault("kl", 0.0)
-        metrics.setdefault("clip_frac", 0.0)
-        metrics["skipped"] = not applied
-        return metrics
 
     def evaluate(self) -> dict:
         """Greedy accuracy and avg@k / pass@k on the held-out split, without touching the training RNG."""

@@ -1,22 +1,22 @@
-"""Small pieces of run set-up shared by the trainer, the warm-up and compare."""
+"""What a run needs around its model, shared by the trainer, the warm-up, judge training and
+compare: seeding, the device, bf16 autocast (for training forwards and for sampling), the guarded
+optimizer step, the prompt; and, for now, building the configured task."""
 
 from __future__ import annotations
 
 import contextlib
 import random
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from sgpo.errors import ConfigError
-from sgpo.sampling.rollout import format_prompt
-from sgpo.tasks.arith import ArithSpec, ArithTask
+from sgpo.sampling.rollout import format_prompt, resolve_sampler
+from sgpo.tasks import Task, make_task
+from sgpo.tasks.arith import ArithSpec
+from sgpo.tasks.problem_files import Fields
 from sgpo.train.config import Config
 from sgpo.train.guard import UpdateGuard, guarded_step
-
-if TYPE_CHECKING:
-    from sgpo.tasks.math_task import MathTask
 
 
 def seed_everything(seed: int) -> None:
@@ -59,21 +59,22 @@ def autocast(device: torch.device, enabled: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+def sampling_precision(cfg: Config, policy, device: torch.device):
+    """The context sampling runs in: the KV-cache sampler takes bf16 autocast with ``train.bf16``, so
+    its matmuls are the training forward's; ``generate`` (``hf``) samples in the weights' dtype."""
+    return autocast(device, cfg.train.bf16 and resolve_sampler(cfg.rollout.sampler, policy) == "kv")
+
+
 def prompt_for(cfg: Config, task, tokenizer):
     """question -> prompt text, with the configured (or the task's default) system prompt and template."""
-    system = cfg.task.system_prompt if cfg.task.system_prompt is not None else getattr(task, "system_prompt", None)
+    system = cfg.task.system_prompt if cfg.task.system_prompt is not None else task.system_prompt
     return lambda question: format_prompt(question, tokenizer, system, cfg.task.prompt_template)
 
 
-def make_task(cfg: Config) -> "ArithTask | MathTask":
-    """The task ``cfg.task.name`` names: the arithmetic generator, or math problems from ``cfg.data``."""
-    t = cfg.task
-    if t.name == "math":
-        from sgpo.tasks.math_task import MathTask
-        from sgpo.tasks.problem_files import Fields
-
-        d = cfg.data
-        fields = Fields(d.problem_field, d.answer_field, d.reference_field, d.id_field)
-        return MathTask(d.train_files, d.eval_files, fields, t.answer_extraction, t.verify_timeout_s)
-    spec = ArithSpec(t.n_ops, t.start_max, t.operand_max, t.factor_max, tuple(t.ops), t.value_max)
-    return ArithTask(spec, seed=t.seed)
+def task_for(cfg: Config) -> Task:
+    """The config's task, built by :func:`sgpo.tasks.make_task` (``task:`` and, for math, ``data:``)."""
+    t, d = cfg.task, cfg.data
+    return make_task(t.name, arith=ArithSpec(t.n_ops, t.start_max, t.operand_max, t.factor_max, tuple(t.ops), t.value_max),
+                     seed=t.seed, train_files=d.train_files, eval_files=d.eval_files,
+                     fields=Fields(d.problem_field, d.answer_field, d.reference_field, d.id_field),
+                     answer_extraction=t.answer_extraction, verify_timeout_s=t.verify_timeout_s)
