@@ -7,8 +7,9 @@ import random
 
 import pytest
 import torch
+from test_new_method import half_rts
 
-from sgpo.core import METHODS, MethodOutput, ShapingParams, group_advantages, judge_mask, known_rewards
+from sgpo.core import METHODS, ShapingParams
 from sgpo.errors import ConfigError
 from sgpo.grading import GradingSettings, grade, grading_stats
 from sgpo.integrations.verl.estimator import (
@@ -308,17 +309,9 @@ def test_options_refuse_a_method_verl_cannot_run_in_one_line():
         compute_score("sgpo/arith", wrong_at(p, 1), p.answer, {"question": p.question}, method="ngrpo")
 
 
-def half_rts(outcomes, rts, verdict_ok, params=ShapingParams(), **_) -> MethodOutput:
-    """tests/test_new_method.py's method: judged wrong responses in scope get r = RTS / 2."""
-    graded = judge_mask(outcomes, params.scope) & verdict_ok
-    rewards = torch.where(graded, rts / 2, outcomes.float())
-    known = known_rewards(outcomes, verdict_ok, params.scope)
-    advantages = group_advantages(rewards, params.scale, params.eps, known=known)
-    return MethodOutput(rewards, advantages, torch.ones(len(outcomes), dtype=torch.bool), known)
-
-
 @pytest.fixture
 def half_rts_registered():
+    # tests/test_new_method.py's method (judged wrong responses in scope get r = RTS / 2), registered here too.
     METHODS.register("half_rts", judges=True)(half_rts)
     yield "half_rts"
     METHODS.unregister("half_rts")
