@@ -21,7 +21,6 @@ from sgpo.core import (
     needs_judge,
     rts_from_steps,
     rts_from_tokens,
-    sgpo_rewards,
 )
 from sgpo.core.registry import Registry
 
@@ -165,6 +164,11 @@ def test_judge_mask_scopes():
         judge_mask(OUTCOMES, "wrong")
 
 
+def sgpo_rewards(outcomes, rts, ok, scope="all_negative", mapping="logistic", **mapping_params):
+    """The ``sgpo`` method's rewards: ``shape_graded`` of f(RTS)."""
+    return METHODS.get("sgpo")(outcomes, rts=rts, verdict_ok=ok, params=ShapingParams(scope, mapping, mapping_params)).rewards
+
+
 def test_sgpo_rewards_default_scope_all_negative():
     r = sgpo_rewards(OUTCOMES, RTS, ALL_OK, mapping="linear")
     close(r, [
@@ -264,9 +268,12 @@ def test_a_method_says_what_it_needs_and_does():
     assert flags == {"dapo": (False, False, True, False), "grpo": (False, False, False, False),
                      "ngrpo": (False, False, False, True), "random": (False, True, False, False),
                      "sgpo": (True, True, False, False)}
-    # only changing rewards is what neither over-sampling nor own advantages do; verl runs exactly these
+    # only changing rewards, response by response, is declared at registration; verl runs exactly these
     assert {name: METHODS.get(name).reward_only for name in METHODS} == {
         "dapo": False, "grpo": True, "ngrpo": False, "random": True, "sgpo": True}
+    with pytest.raises(ValueError, match="'bad': reward_only excludes oversamples and own_advantages"):
+        METHODS.register("bad", oversamples=True, reward_only=True)(METHODS.get("dapo").fn)
+    assert "bad" not in METHODS
 
 
 def test_registering_and_unregistering_a_method():

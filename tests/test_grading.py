@@ -192,7 +192,8 @@ def test_stats_of_parts_merge_into_the_stats_of_the_whole():
     assert merged.keys() == full.keys()
     assert merged == {k: pytest.approx(v, abs=1e-6) for k, v in full.items()}
     assert merged["sgpo/judged_responses"] == 8 and merged["groups/all_negative_frac"] == pytest.approx(2 / 3)
-    assert merge_grading_stats([]) == {}
+    empty = merge_grading_stats([])  # an empty batch still logs every statistic it can (no RTS), at zero
+    assert empty.keys() == full.keys() - {"sgpo/rts_mean"} and not any(empty.values())
 
 
 def test_stats_without_rts_leave_out_the_rts_mean():

@@ -33,7 +33,7 @@ def half_rts(outcomes: torch.Tensor, rts: torch.Tensor, verdict_ok: torch.Tensor
 
 @pytest.fixture
 def registered():
-    METHODS.register(NAME, judges=True)(half_rts)
+    METHODS.register(NAME, judges=True, reward_only=True)(half_rts)
     CALLS.clear()
     yield NAME
     METHODS.unregister(NAME)

@@ -312,9 +312,26 @@ def test_options_refuse_a_method_verl_cannot_run_in_one_line():
 @pytest.fixture
 def half_rts_registered():
     # tests/test_new_method.py's method (judged wrong responses in scope get r = RTS / 2), registered here too.
-    METHODS.register("half_rts", judges=True)(half_rts)
+    METHODS.register("half_rts", judges=True, reward_only=True)(half_rts)
     yield "half_rts"
     METHODS.unregister("half_rts")
+
+
+def test_verl_refuses_a_method_not_declared_reward_only_and_one_whose_declaration_is_false():
+    """``reward_only`` is the author's word that rewards are per response; verl also checks the part it can:
+    that the advantages are the group-normalised rewards."""
+    METHODS.register("undeclared", judges=True)(half_rts)
+    METHODS.register("own_adv", reward_only=True)(METHODS.get("ngrpo").fn)  # a false declaration
+    try:
+        assert "undeclared" not in verl_methods()
+        with pytest.raises(ConfigError, match="undeclared is not registered with reward_only=True") as e:
+            options_from_config({"sgpo": {"method": "undeclared"}})
+        assert "\n" not in str(e.value)
+        with pytest.raises(ConfigError, match="own_adv: registered with reward_only=True, but its advantages are not"):
+            options_from_config({"sgpo": {"method": "own_adv"}})
+    finally:
+        METHODS.unregister("undeclared")
+        METHODS.unregister("own_adv")
 
 
 @pytest.mark.parametrize("scale", ["group", "none"])
@@ -399,3 +416,20 @@ def test_sgpo_statistics_are_grading_stats():
     assert {k: out.stats[k] for k in full if k != "sgpo/rts_mean"} == {
         k: pytest.approx(v, abs=1e-6) for k, v in full.items() if k != "sgpo/rts_mean"}
     assert set(out.stats) - set(full) == {"sgpo/verl_extra_judged", "sgpo/verl_dropped_grades"}
+
+
+def test_a_method_whose_rewards_leave_the_unit_interval_fails_on_the_first_call():
+    """verl reads a score of 1 as correct and a negative one as unknown: such a method is refused when the
+    reward function is built, before any response is scored."""
+    def too_high(outcomes, rts, verdict_ok, params=ShapingParams(), **_):
+        return half_rts(outcomes, rts + 2.0, verdict_ok, params)
+
+    METHODS.register("too_high", judges=True, reward_only=True)(too_high)
+    try:
+        problems, _ = scenario()
+        p = problems[0]
+        with pytest.raises(ValueError, match="method 'too_high' gave a wrong response the reward 1"):
+            compute_score("sgpo/arith", p.reference, p.answer, {"question": p.question}, method="too_high",
+                          judge={"kind": "rule"})
+    finally:
+        METHODS.unregister("too_high")

@@ -35,7 +35,17 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
 
-from sgpo.core import METHODS, Method, MethodOutput, ShapingParams, classify_groups, judge_mask, rts_from_steps, rts_from_tokens
+from sgpo.core import (
+    METHODS,
+    Method,
+    MethodOutput,
+    Shaped,
+    ShapingParams,
+    classify_groups,
+    judge_mask,
+    rts_from_steps,
+    rts_from_tokens,
+)
 from sgpo.judges.base import ERROR, INVALID, JudgeRequest, Verdict
 from sgpo.tasks.base import Problem
 from sgpo.tasks.steps import split_steps
@@ -325,11 +335,11 @@ def grade(
     return Graded(out.rewards, out.advantages, out.keep, rts, ok, judged_here, verdicts, calls, index, out.known)
 
 
-def grading_stats(outcomes: torch.Tensor, graded: Graded | MethodOutput, judged: torch.Tensor | None = None,
+def grading_stats(outcomes: torch.Tensor, graded: Graded | MethodOutput | Shaped, judged: torch.Tensor | None = None,
                   verdict_ok: torch.Tensor | None = None, rts: torch.Tensor | None = None) -> dict[str, float]:
     """The algorithm's metrics for one batch (the names of docs/metrics.md): accuracy, reward, group kinds, ``sgpo/*``.
 
-    ``graded`` is a :class:`Graded`, or a bare ``MethodOutput`` with ``judged`` and ``verdict_ok``
+    ``graded`` is a :class:`Graded`, or a bare ``MethodOutput`` (or ``sgpo.core.Shaped``) with ``judged`` and ``verdict_ok``
     ([N, G] each) given beside it (a process that did not judge every row itself), and ``rts`` if
     it has the RTS values: without them (verl's estimator sees graded rewards only) there is no
     ``sgpo/rts_mean``.
@@ -365,8 +375,10 @@ def merge_grading_stats(parts: Sequence[tuple[dict[str, float], int, int]]) -> d
     (e.g. groups of unequal sizes, graded size by size). Counts add up; means are weighted by what they
     are means over (responses, groups, usable verdicts)."""
     parts = [p for p in parts if p[1] > 0]
+    if not parts:  # an empty batch: every statistic there is without an RTS, at zero
+        return {key: 0 if key in _COUNTS else 0.0 for key in ("accuracy/train", "reward/mean", *_PER_GROUP, *_COUNTS)}
     out: dict[str, float] = {}
-    for key in parts[0][0] if parts else ():
+    for key in parts[0][0]:
         if key in _COUNTS:
             out[key] = sum(stats[key] for stats, _, _ in parts)
             continue

@@ -64,3 +64,41 @@ def test_a_ray_worker_gets_the_estimator_from_import_verl():
     finally:
         ray.shutdown()
     assert (had_sgpo, module) == (False, "sgpo.integrations.verl.plugin") and pid != os.getpid()
+
+
+METHOD_PROBE = """
+import json
+import verl  # noqa: F401 - imports the modules of VERL_USE_EXTERNAL_MODULES
+from sgpo.integrations.verl.estimator import verl_method
+from sgpo.errors import ConfigError
+try:
+    print(json.dumps({"method": verl_method("my_half").name}))
+except ConfigError as e:
+    print(json.dumps({"error": str(e)}))
+"""
+
+MY_METHODS = """
+import torch
+from sgpo.core import METHODS, MethodOutput, ShapingParams, shape_graded
+
+@METHODS.register("my_half", judges=True, reward_only=True)
+def my_half(outcomes, rts, verdict_ok, params=ShapingParams(), **_):
+    out = shape_graded(outcomes, rts / 2, verdict_ok, params)
+    return MethodOutput(out.rewards, out.advantages, torch.ones(len(outcomes), dtype=torch.bool), out.known)
+"""
+
+
+def test_a_method_registered_in_the_users_module_reaches_a_fresh_verl_process(tmp_path):
+    """docs/scale.md's recipe: verl's module hook imports the user's registration in a process that never
+    ran the user's script (what verl's driver and Ray workers are); without it the method is unknown."""
+    (tmp_path / "my_methods.py").write_text(MY_METHODS)
+
+    def run(modules):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_USE_EXTERNAL")}
+        env.update(PYTHONPATH=os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")]), VERL_USE_EXTERNAL_MODULES=modules)
+        out = subprocess.run([sys.executable, "-c", METHOD_PROBE], env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    assert run("sgpo.integrations.verl.plugin,my_methods") == {"method": "my_half"}
+    assert "'my_half' is not a registered method" in run("sgpo.integrations.verl.plugin")["error"]

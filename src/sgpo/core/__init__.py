@@ -12,13 +12,13 @@ from sgpo.core.methods import METHODS, Method, MethodOutput, Shaped, ShapingPara
 from sgpo.core.registry import Registry, UnknownName
 from sgpo.core.rewards import MAX_GRADED_REWARD, REWARD_MAPPINGS, RewardMapping, graded_reward
 from sgpo.core.rts import rts_from_steps, rts_from_tokens
-from sgpo.core.shaping import SCOPES, judge_mask, restrict_to_scope, sgpo_rewards
+from sgpo.core.shaping import SCOPES, judge_mask, restrict_to_scope
 
 __all__ = [
     "AGGREGATIONS", "GroupKinds", "MAX_GRADED_REWARD", "METHODS", "Method", "MethodOutput",
     "PolicyLoss", "REWARD_MAPPINGS", "Registry", "RewardMapping", "SCALES", "SCOPES", "Shaped", "ShapingParams",
     "UnknownName",
     "aggregate", "classify_groups", "graded_reward", "group_advantages", "is_correct", "judge_mask", "k3_kl",
-    "known_rewards", "needs_judge", "policy_loss", "restrict_to_scope", "rts_from_steps", "rts_from_tokens", "sgpo_rewards",
+    "known_rewards", "needs_judge", "policy_loss", "restrict_to_scope", "rts_from_steps", "rts_from_tokens",
     "shape_graded",
 ]

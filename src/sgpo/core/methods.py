@@ -4,7 +4,7 @@ The method registry is the one list of methods. A method is one function, regist
 needs from the trainer around it; every trainer (native, TRL; ``sgpo theory``) and the config
 validation read the registry, so registering a function is all it takes to add a method::
 
-    @METHODS.register("sgpo", judges=True)
+    @METHODS.register("sgpo", judges=True, reward_only=True)
     def sgpo(outcomes, rts, verdict_ok, params=ShapingParams(), **_) -> MethodOutput: ...
 
     out = METHODS.get("sgpo")(outcomes, rts=rts, verdict_ok=ok, params=params, generator=gen)
@@ -96,16 +96,18 @@ class Method:
     """Its advantages are not the group-normalised rewards: a trainer that computes advantages from
     the rewards itself (TRL) replaces them with the method's, computed on its summed reward columns."""
 
-    @property
-    def reward_only(self) -> bool:
-        """It only changes rewards: every group is kept and its advantages are :func:`shape_graded`'s,
-        the group-normalised rewards with unknown ones left out. Its rewards are then also assumed to
-        be graded response by response (a wrong response in scope from its own RTS and verdict, any
-        other response its outcome), which is what lets a trainer that scores one response at a time
-        (verl) run it: the reward of one response is the method's reward for it alone, and
-        :func:`shape_graded` applies the scope once the groups are known. ``sgpo``, ``random`` and
-        ``grpo`` are; ``dapo`` (over-samples) and ``ngrpo`` (own advantages) are not."""
-        return not self.oversamples and not self.own_advantages
+    reward_only: bool = False
+    """Only changes rewards, response by response: every group is kept, its advantages are
+    :func:`shape_graded`'s (the group-normalised rewards, unknown ones left out), and a wrong
+    response's reward in scope depends on that response alone (its RTS, verdict or own draw), never
+    on its siblings. A trainer that scores one response at a time (verl) can run exactly these: the
+    reward of one response is the method's reward for it alone, and :func:`shape_graded` applies the
+    scope once the groups are known. Declared, not inferred: only the method's author knows its
+    rewards are per response. ``sgpo``, ``random`` and ``grpo`` are."""
+
+    def __post_init__(self):
+        if self.reward_only and (self.oversamples or self.own_advantages):
+            raise ValueError(f"method {self.name!r}: reward_only excludes oversamples and own_advantages")
 
     def __call__(self, outcomes: torch.Tensor, **kwargs: Any) -> MethodOutput:
         return self.fn(outcomes, **kwargs)
@@ -113,11 +115,11 @@ class Method:
 
 class MethodRegistry(Registry[Method]):
     def register(self, name: str, *, judges: bool = False, grades: bool = False, oversamples: bool = False,  # type: ignore[override]
-                 own_advantages: bool = False) -> Callable[[MethodFn], MethodFn]:
+                 own_advantages: bool = False, reward_only: bool = False) -> Callable[[MethodFn], MethodFn]:
         """Decorator: register ``fn`` as the method ``name``, with the flags of :class:`Method`."""
 
         def add(fn: MethodFn) -> MethodFn:
-            Registry.register(self, name)(Method(name, fn, judges, judges or grades, oversamples, own_advantages))
+            Registry.register(self, name)(Method(name, fn, judges, judges or grades, oversamples, own_advantages, reward_only))
             return fn
 
         return add
@@ -174,7 +176,7 @@ def shape_graded(outcomes: torch.Tensor, graded: torch.Tensor, usable: torch.Ten
     return Shaped(rewards, known, group_advantages(rewards, params.scale, params.eps, known=known))
 
 
-@METHODS.register("grpo")
+@METHODS.register("grpo", reward_only=True)
 def grpo(outcomes: torch.Tensor, params: ShapingParams = ShapingParams(), **_) -> MethodOutput:
     """Plain GRPO: r = o. All-negative groups get zero advantage. [N, G] -> MethodOutput."""
     every = torch.ones_like(outcomes, dtype=torch.bool)  # nothing graded: every reward is the outcome, and known
@@ -182,7 +184,7 @@ def grpo(outcomes: torch.Tensor, params: ShapingParams = ShapingParams(), **_) -
     return MethodOutput(out.rewards, out.advantages, _keep_all(outcomes))
 
 
-@METHODS.register("sgpo", judges=True)
+@METHODS.register("sgpo", judges=True, reward_only=True)
 def sgpo(
     outcomes: torch.Tensor,
     rts: torch.Tensor,
@@ -202,7 +204,7 @@ def sgpo(
     return MethodOutput(out.rewards, out.advantages, _keep_all(outcomes), out.known)
 
 
-@METHODS.register("random", grades=True)
+@METHODS.register("random", grades=True, reward_only=True)
 def random_rts(
     outcomes: torch.Tensor,
     params: ShapingParams = ShapingParams(),

@@ -6,7 +6,6 @@ import torch
 
 from sgpo.core.groups import classify_groups, is_correct
 from sgpo.core.registry import Registry
-from sgpo.core.rewards import graded_reward
 
 #: Scopes: which wrong responses are graded. Each is ``outcomes [N, G] -> [N, G] bool``.
 SCOPES: Registry = Registry("scope")
@@ -53,27 +52,3 @@ def restrict_to_scope(outcomes: torch.Tensor, graded: torch.Tensor, scope: str =
         [N, G] float rewards.
     """
     return torch.where(judge_mask(outcomes, scope), graded.float(), outcomes.float())
-
-
-def sgpo_rewards(
-    outcomes: torch.Tensor,
-    rts: torch.Tensor,
-    verdict_ok: torch.Tensor,
-    scope: str = "all_negative",
-    mapping: str = "logistic",
-    **mapping_params: float,
-) -> torch.Tensor:
-    """r_i = f(RTS_i) for judged wrong responses in scope with a usable verdict, else r_i = o_i.
-
-    Args:
-        outcomes: [N, G] outcomes in {0, 1}.
-        rts: [N, G] RTS values (ignored where not graded).
-        verdict_ok: [N, G] bool, the judge returned an ``ok`` verdict for this response. A failed
-            or missing verdict leaves the reward at the outcome (plain GRPO for that response).
-        scope, mapping, mapping_params: see :func:`judge_mask` and :func:`graded_reward`.
-
-    Returns:
-        [N, G] float rewards; correct responses keep 1, graded ones are < 1.
-    """
-    graded = torch.where(verdict_ok, graded_reward(rts.float(), mapping, **mapping_params), outcomes.float())
-    return restrict_to_scope(outcomes, graded, scope)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from sgpo.errors import ConfigError
 from sgpo.judges.base import JudgeRequest
 from sgpo.judges.data import LabelledSolution
 from sgpo.tasks.arith import ArithRuleJudge, ArithSpec, ArithTask, Chain, apply
@@ -181,5 +182,6 @@ def corrupted_rows_for(cfg, n: int, split: str, seed: int = 0, p_correct: float 
     """:func:`corrupted_rows` on the problems of ``cfg``'s arithmetic task (its spec, not the default one)."""
     from sgpo.train.runtime import task_for
 
-    task = task_for(cfg)
-    return corrupted_rows(n, split, seed, p_correct, task.spec)
+    if cfg.task.name != "arith":
+        raise ConfigError(f"corrupted solutions are made from arithmetic problems; the config has task.name={cfg.task.name}")
+    return corrupted_rows(n, split, seed, p_correct, task_for(cfg).spec)

@@ -36,8 +36,9 @@ class Check:
 
 
 class Task(Protocol):
-    """What every caller (the native trainer, verl's reward function, ``sgpo data``, ``sgpo eval``)
-    may use; nothing else is probed for. Build one with :func:`sgpo.tasks.make_task`."""
+    """What every caller (the native trainer, its warm-up and offline rollouts, verl's reward
+    function, ``sgpo data``, the judges) may use; nothing else is probed for. Build one with
+    :func:`sgpo.tasks.make_task`."""
 
     name: str
     """``arith`` or ``math``: also the ``data_source`` suffix of verl datasets (``sgpo/<name>``)."""
@@ -66,8 +67,8 @@ class Task(Protocol):
         """How many checks so far came to each :attr:`Check.status` (empty if the task does not count)."""
         ...
 
-    def rule_judge(self) -> "StepJudge | None":
-        """An exact step judge, if the task has one."""
+    def rule_judge(self) -> "StepJudge":
+        """The task's exact step judge; a task without one raises ``ConfigError`` saying which judges to use."""
         ...
 
     def close(self) -> None:

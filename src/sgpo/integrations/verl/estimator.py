@@ -67,9 +67,28 @@ def verl_method(name: str, key: str = METHOD_KEY) -> Method:
     if not method.reward_only:
         why = ("over-samples prompts to replace the groups it drops (in verl, DAPO's dynamic sampling is "
                "algorithm.filter_groups)" if method.oversamples else "computes its own advantages, not "
-               "group-normalised rewards")
+               "group-normalised rewards" if method.own_advantages else "is not registered with reward_only=True "
+               "(its rewards must depend on each response alone)")
         raise ConfigError(f"{key}={name}: verl runs only methods that change rewards ({choices}); {name} {why}")
+    if not _advantages_are_shaped(method):
+        raise ConfigError(f"{key}={name}: registered with reward_only=True, but its advantages are not the "
+                          "group-normalised rewards (sgpo.core.shape_graded of its own rewards), which is all verl computes")
     return method
+
+
+def _advantages_are_shaped(method: Method) -> bool:
+    """Does ``method`` keep every group and give ``shape_graded``'s advantages of its own rewards, on a
+    fixed batch of mixed and all-negative groups? A cheap check of what ``reward_only`` declares."""
+    g = torch.Generator().manual_seed(0)
+    outcomes = (torch.rand(16, 4, generator=g) < 0.3).float()
+    rts, ok = torch.rand(16, 4, generator=g), torch.rand(16, 4, generator=g) < 0.8
+    for params in (ShapingParams(), ShapingParams(scope="all_incorrect", scale="none")):
+        out = method(outcomes, rts=rts, verdict_ok=ok, params=params, generator=torch.Generator().manual_seed(1))
+        known = out.known if out.known is not None else torch.ones_like(ok)
+        want = shape_graded(outcomes, out.rewards, known, params)
+        if not bool(out.keep.all()) or not torch.allclose(out.advantages, want.advantages, atol=1e-6):
+            return False
+    return True
 
 
 class VerlAdvantages(NamedTuple):

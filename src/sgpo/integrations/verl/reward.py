@@ -228,6 +228,8 @@ def _grader(task_name: str, options: dict[str, Any], router: str | None = None) 
                              f"mapping {params.mapping} {params.mapping_params} gives {float(lowest):.3g}")
         settings = GradingSettings(method.name, params, options.get("step_mode", task.step_mode),
                                    int(max_steps) if max_steps is not None else None)
+        for rts in (0.0, 0.5, 0.999):  # a method whose rewards leave [0, 1) fails here, on the first call, not mid-run
+            _Grader(task, task_name, settings, None).reward(rts, torch.Generator().manual_seed(0))
         batcher = None
         if method.judges:
             from sgpo.judges.config import build_judge
