@@ -232,9 +232,10 @@ def build_base_judge(cfg: JudgeConfig, task: "Task | None" = None) -> StepJudge:
     """The judge of ``cfg.kind`` without wrappers. Model-backed judges import their heavy
     dependencies here, not at module import, and load models only on first use."""
     if cfg.kind == "rule":
-        if task is None:
-            raise ValueError("judge.kind=rule needs a task: its rule judge checks the steps")
-        return task.rule_judge()  # a task without one raises, saying which judges to use
+        judge = task.rule_judge() if task is not None else None  # a task without one may raise, saying which judges to use
+        if judge is None:
+            raise ValueError(f"judge.kind=rule needs a task with a rule judge; task {task.name if task else None!r} has none")
+        return judge
     if cfg.kind == "llm_http":
         from sgpo.judges.llm_http import OpenAIChatBackend
 

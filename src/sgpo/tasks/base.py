@@ -67,8 +67,9 @@ class Task(Protocol):
         """How many checks so far came to each :attr:`Check.status` (empty if the task does not count)."""
         ...
 
-    def rule_judge(self) -> "StepJudge":
-        """The task's exact step judge; a task without one raises ``ConfigError`` saying which judges to use."""
+    def rule_judge(self) -> "StepJudge | None":
+        """The task's exact step judge; a task without one raises ``ConfigError`` saying which judges to
+        use (or returns None, and ``judge.kind=rule`` is refused naming the task)."""
         ...
 
     def close(self) -> None:
