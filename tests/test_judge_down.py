@@ -20,8 +20,8 @@ from test_faults import start_server  # noqa: E402
 from testkit import tiny_overrides  # noqa: E402
 
 from sgpo.cli import main  # noqa: E402
+from sgpo.judges.watch import JudgeDown  # noqa: E402
 from sgpo.train.config import load_config  # noqa: E402
-from sgpo.train.judge_watch import JudgeDown  # noqa: E402
 from sgpo.train.trainer import Trainer  # noqa: E402
 
 

@@ -137,6 +137,30 @@ def test_a_failing_judge_never_stops_training(tmp_path, bad):
     assert sum(h["sgpo/judge_failures"] for h in hist) == sum(len(rec["judged_rows"]) for rec in logs) > 0
 
 
+def test_a_judge_that_is_down_is_warned_about_once_per_streak(tmp_path, caplog):
+    t = trainer(tmp_path / "run", per_device=8, steps=3)
+    t.judge = Raises()
+    with caplog.at_level("WARNING", logger="sgpo.trl"):
+        t.train()
+    assert t.state.global_step == 3  # warned, not stopped: max_failure_frac is off by default
+    warned = [r.getMessage() for r in caplog.records if r.name == "sgpo.trl"]
+    assert len(warned) == 1 and warned[0].startswith("WARNING: step 1: the judge failed") and "(100%)" in warned[0]
+
+
+def test_max_failure_frac_of_the_judge_yaml_stops_before_the_update(tmp_path):
+    from sgpo.judges.watch import JudgeDown
+
+    judge_yaml = tmp_path / "judge.yaml"
+    judge_yaml.write_text("judge:\n  kind: rule\n  max_failure_frac: 0.5\n")
+    t = trainer(tmp_path / "run", per_device=8, steps=3, sgpo_judge=str(judge_yaml))  # the judge object wins; the YAML sets the limits
+    weights = {k: v.clone() for k, v in t.model.state_dict().items()}
+    t.judge = Raises()
+    with pytest.raises(JudgeDown, match=r"step 1: the judge failed (\d+) of \1 verdicts \(100%\), at or above "
+                                        r"judge.max_failure_frac=0.5; .*resume_from_checkpoint=True"):
+        t.train()
+    assert t.state.global_step == 0 and all(torch.equal(v, weights[k]) for k, v in t.model.state_dict().items())
+
+
 def test_config_errors_name_the_option(tmp_path):
     with pytest.raises(ValueError, match="sgpo_method='dapo'; choose one of: grpo, ngrpo, random, sgpo .it over-samples prompts"):
         SGPOConfig(output_dir=str(tmp_path), use_cpu=True, sgpo_method="dapo")

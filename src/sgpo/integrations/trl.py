@@ -29,6 +29,7 @@ The raw outcome accuracy and the ``sgpo/*`` statistics are logged beside TRL's m
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,8 +51,11 @@ from sgpo.grading import (
     step_generator,
     token_counter,
 )
-from sgpo.judges.config import build_judge, load_judge_config
+from sgpo.judges.config import JudgeConfig, build_judge, load_judge_config
+from sgpo.judges.watch import JudgeWatch
 from sgpo.tasks.base import Problem
+
+logger = logging.getLogger("sgpo.trl")
 
 #: TRL's std epsilon in its advantage formula; the grading step uses it too, so ngrpo's
 #: replacement advantages and TRL's own agree with the native trainer run with ``eps=1e-4``.
@@ -179,12 +183,18 @@ class SGPOTrainer(GRPOTrainer):
             raise ValueError(f"sgpo_outcome_reward={a.sgpo_outcome_reward!r} is not a reward function; "
                              f"the reward functions are: {', '.join(names)}")
         self.outcome_col = names.index(a.sgpo_outcome_reward) if a.sgpo_outcome_reward else 0
+        if judge is None and self.sgpo.spec.judges and a.sgpo_judge is None:
+            raise ValueError(f"sgpo_method={a.sgpo_method!r} needs a step judge: SGPOTrainer(judge=...) or "
+                             "SGPOConfig(sgpo_judge=FILE)")
+        judge_cfg = load_judge_config(a.sgpo_judge) if a.sgpo_judge is not None else JudgeConfig()
         if judge is None and self.sgpo.spec.judges:
-            if a.sgpo_judge is None:
-                raise ValueError(f"sgpo_method={a.sgpo_method!r} needs a step judge: SGPOTrainer(judge=...) or "
-                                 "SGPOConfig(sgpo_judge=FILE)")
-            judge = build_judge(load_judge_config(a.sgpo_judge))
+            judge = build_judge(judge_cfg)
         self.judge = judge
+        # The judge YAML's warn_failure_frac / max_failure_frac (defaults for a judge passed in), checked on the
+        # counts gathered over processes: every process stops at the same step, none is left waiting.
+        self.judge_watch = JudgeWatch(judge_cfg.warn_failure_frac, judge_cfg.max_failure_frac,
+                                      "resume from the last checkpoint (trainer.train(resume_from_checkpoint=True))",
+                                      log=logger.warning if self.accelerator.is_main_process else lambda _: None)
         self.sgpo_judge_calls = 0
         self._gathered_rewards: torch.Tensor | None = None
         self._gathered_grades: tuple[torch.Tensor, torch.Tensor] | None = None  # [N, G] RTS and verdict flags
@@ -216,6 +226,7 @@ class SGPOTrainer(GRPOTrainer):
         self._gathered_rewards, self._gathered_grades = rewards, (rts, ok)
         stats = grading_stats(grouped, shaped, judged_mask(grouped, self.sgpo), ok, rts)
         stats["sgpo/judge_calls_total"] = self._all_processes_sum(self.sgpo_judge_calls)
+        self.judge_watch.check(self.state.global_step + 1, int(stats["sgpo/judged_responses"]), int(stats["sgpo/judge_failures"]))
         for k, v in stats.items():
             self._metrics[mode][k].append(float(v))
         self._log_judged(mine.rows, lo, completions, outcomes, rewards[:, self.outcome_col])

@@ -29,6 +29,7 @@ from sgpo.grading import Graded, GradingSettings, grade, grading_stats, step_gen
 from sgpo.judges.config import build_judge
 from sgpo.judges.state import judge_state, load_judge_state
 from sgpo.judges.stats import collect_stats
+from sgpo.judges.watch import JudgeWatch
 from sgpo.sampling.kv_cache import inner_model
 from sgpo.sampling.rollout import stop_ids, truncated_rows
 from sgpo.train.batches import Batch, BatchSource, PromptStream, SampledBatches, StoredBatches
@@ -36,7 +37,6 @@ from sgpo.train.checkpoint import load_policy_weights, restore_rng, save_checkpo
 from sgpo.train.config import Config
 from sgpo.train.evaluation import evaluate
 from sgpo.train.guard import UpdateGuard, interrupted
-from sgpo.train.judge_watch import JudgeWatch
 from sgpo.train.metrics import MetricsWriter, read_jsonl, sample_records
 from sgpo.train.prefix_sampler import bind_rollout_judge
 from sgpo.train.run_dir import RunDir
@@ -97,7 +97,7 @@ class Trainer:
         self.step_idx = 0
         self.judge_calls = 0
         self.guard = UpdateGuard(cfg.train.max_skipped_steps, "RL")
-        self.watch = JudgeWatch(cfg.judge.warn_failure_frac, cfg.judge.max_failure_frac, self.run_dir, log)
+        self.watch = JudgeWatch(cfg.judge.warn_failure_frac, cfg.judge.max_failure_frac, f"`sgpo train --resume {self.run_dir}`", log)
         if resume:
             self._resume()
         else:
@@ -207,7 +207,8 @@ class Trainer:
         t0 = time.perf_counter()
         step_gen = step_generator(cfg.train.seed, self.step_idx)
         shaped = self._grade(batch, step_gen)
-        self.watch.check(self.step_idx + 1, shaped)  # says a failing judge out loud; may stop the run
+        failed = shaped.judged & ~shaped.verdict_ok
+        self.watch.check(self.step_idx + 1, int(shaped.judged.sum()), int(failed.sum()))  # a failing judge said out loud; may stop the run
         t_judge = time.perf_counter() - t0
         keep = shaped.keep
         if self.grading.spec.oversamples:
