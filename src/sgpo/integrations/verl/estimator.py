@@ -29,6 +29,7 @@ Groups of different sizes are handled: groups are bucketed by size and each buck
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -76,6 +77,7 @@ def verl_method(name: str, key: str = METHOD_KEY) -> Method:
     return method
 
 
+@functools.cache  # per registered method: the estimator looks its method up on every step
 def _advantages_are_shaped(method: Method) -> bool:
     """Does ``method`` keep every group and give ``shape_graded``'s advantages of its own rewards, on a
     fixed batch of mixed and all-negative groups? A cheap check of what ``reward_only`` declares."""

@@ -228,9 +228,9 @@ def _grader(task_name: str, options: dict[str, Any], router: str | None = None) 
                              f"mapping {params.mapping} {params.mapping_params} gives {float(lowest):.3g}")
         settings = GradingSettings(method.name, params, options.get("step_mode", task.step_mode),
                                    int(max_steps) if max_steps is not None else None)
+        grader = _Grader(task, task_name, settings, None, int(options.get("seed", 0)))
         for rts in (0.0, 0.5, 0.999):  # a method whose rewards leave [0, 1) fails here, on the first call, not mid-run
-            _Grader(task, task_name, settings, None).reward(rts, torch.Generator().manual_seed(0))
-        batcher = None
+            grader.reward(rts, torch.Generator().manual_seed(0))
         if method.judges:
             from sgpo.judges.config import build_judge
 
@@ -239,9 +239,8 @@ def _grader(task_name: str, options: dict[str, Any], router: str | None = None) 
             except Exception as e:
                 raise ValueError(f"sgpo's reward function cannot build its step judge for task {task_name!r} from "
                                  f"reward_kwargs judge_config / judge: {e}") from e
-            batcher = Batcher(judge, settings, float(options.get("batch_wait_s", 0.02)), log=logger.warning,
-                              count=_count)
-        grader = _Grader(task, task_name, settings, batcher, int(options.get("seed", 0)))
+            grader.batcher = Batcher(judge, settings, float(options.get("batch_wait_s", 0.02)), log=logger.warning,
+                                     count=_count)
         _GRADERS[key] = grader
         return grader
 
