@@ -58,3 +58,15 @@ class StepJudge(Protocol):
     """
 
     def judge(self, requests: list[JudgeRequest]) -> list[Verdict]: ...
+
+
+def wrapper_chain(judge: object | None) -> list[object]:
+    """``judge`` and every judge it wraps, outermost first: wrappers (noise, cache, a lazily loaded
+    model) point at the judge they wrap through ``.inner``. Statistics, checkpoint state and the
+    Monte-Carlo judge's policy binding all walk this chain."""
+    nodes, seen = [], set()
+    while judge is not None and id(judge) not in seen:
+        seen.add(id(judge))
+        nodes.append(judge)
+        judge = getattr(judge, "inner", None)
+    return nodes

@@ -3,7 +3,7 @@
 A judge or wrapper whose future verdicts depend on what it has done so far implements
 ``state_dict() -> dict`` (plain JSON-able data) and ``load_state_dict(state)``: the noise wrapper
 (its RNG), the cache (its verdicts). :func:`judge_state` walks the chain of wrappers through
-``.inner``, as :func:`sgpo.judges.stats.collect_stats` does, and takes one entry per judge in it
+``.inner`` (:func:`sgpo.judges.base.wrapper_chain`), and takes one entry per judge in it
 (None for a judge without state). What a judge cannot save stays outside: a server's sampling
 (``llm_http`` with temperature > 0) is not reproducible, resumed or not.
 """
@@ -11,21 +11,13 @@ A judge or wrapper whose future verdicts depend on what it has done so far imple
 from __future__ import annotations
 
 from sgpo.errors import ConfigError
-
-
-def _chain(judge: object) -> list[object]:
-    nodes, seen = [], set()
-    while judge is not None and id(judge) not in seen:
-        seen.add(id(judge))
-        nodes.append(judge)
-        judge = getattr(judge, "inner", None)
-    return nodes
+from sgpo.judges.base import wrapper_chain
 
 
 def _stateful(judge: object | None) -> list[object]:
     # Only the layers with state: a lazy wrapper's ``.inner`` exists once its model has loaded, so
     # the full chain of a resumed judge can be shorter than the saved one while the state is the same.
-    return [node for node in _chain(judge) if hasattr(node, "state_dict")]
+    return [node for node in wrapper_chain(judge) if hasattr(node, "state_dict")]
 
 
 def judge_state(judge: object | None) -> list[dict | None]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sgpo.judges.base import Verdict
+from sgpo.judges.base import Verdict, wrapper_chain
 
 
 @dataclass
@@ -51,10 +51,7 @@ def collect_stats(judge: object) -> dict[str, float]:
     Monte-Carlo rollout judge). Absent counters are simply not reported.
     """
     out: dict[str, float] = {}
-    seen: set[int] = set()
-    node = judge
-    while node is not None and id(node) not in seen:
-        seen.add(id(node))
+    for node in wrapper_chain(judge):
         stats = getattr(node, "stats", None)
         if isinstance(stats, JudgeStats):
             out.update({f"judge/{k}": v for k, v in stats.as_dict().items()})
@@ -64,5 +61,4 @@ def collect_stats(judge: object) -> dict[str, float]:
             out["judge/sampled_tokens"], out["judge/completions"] = node.sampled_tokens, node.completions
         if hasattr(node, "corrupted"):
             out["judge/corrupted"] = node.corrupted
-        node = getattr(node, "inner", None)
     return out

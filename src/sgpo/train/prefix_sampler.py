@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from sgpo.judges.base import JudgeRequest
+from sgpo.judges.base import JudgeRequest, wrapper_chain
 from sgpo.sampling.rollout import generate
 
 
@@ -72,14 +72,10 @@ class PolicyPrefixSampler:
 
 def bind_policy(judge, sampler: PolicyPrefixSampler) -> int:
     """Bind ``sampler`` to every judge in ``judge``'s wrapper chain that takes one (``.bind``); how many did."""
-    bound, node, seen = 0, judge, set()
-    while node is not None and id(node) not in seen:
-        seen.add(id(node))
-        if callable(getattr(node, "bind", None)):
-            node.bind(sampler)
-            bound += 1
-        node = getattr(node, "inner", None)
-    return bound
+    takers = [node for node in wrapper_chain(judge) if callable(getattr(node, "bind", None))]
+    for node in takers:
+        node.bind(sampler)
+    return len(takers)
 
 
 def bind_rollout_judge(judge, cfg, policy, tokenizer, prompt, device) -> int:
