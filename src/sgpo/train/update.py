@@ -227,9 +227,9 @@ def ppo_epochs(policy, optimizer, scheduler, rollout: Rollout, advantages: torch
                     seen.is_ratios.append(part.is_ratios)
                 if part.entropy is not None:
                     seen.entropy.append((part.entropy.detach(), mask_all[active].float()))
-                share = loss_share(mask_all, active, idx, cfg.algorithm.aggregation)
-                (part.out.loss * share).backward()
-                stats["loss"].append((part.out.loss * share).item())
+                loss = part.out.loss * loss_share(mask_all, active, idx, cfg.algorithm.aggregation)
+                loss.backward()
+                stats["loss"].append(loss.item())
                 stats["kl"].append(part.out.kl.item())
                 stats["clip_frac"].append(part.out.clip_frac.item())
             else:
@@ -260,12 +260,12 @@ def update_metrics(seen: EpochStats, old: OldLogprobs, mask: torch.Tensor, cfg: 
     if entropy is None and seen.entropy:
         entropy, maskf = (torch.cat([t[i] for t in seen.entropy]) for i in (0, 1))
     if entropy is not None:
-        metrics["entropy"] = ((entropy.to(maskf.device) * maskf).sum() / maskf.sum().clamp(min=1)).item()
+        metrics["entropy"] = masked_mean(entropy.to(maskf.device), maskf)
     metrics.update(is_ratio_stats(seen.is_ratios, cfg.rollout.is_cap))
     if behaviour_logp is not None:
-        gap = (old.current.float() - old.old.float()).abs() * maskf
-        metrics["offline/logp_gap_mean"] = (gap.sum() / maskf.sum().clamp(min=1)).item()
-        metrics["offline/logp_gap_max"] = gap.max().item()
+        gap = (old.current.float() - old.old.float()).abs()
+        metrics["offline/logp_gap_mean"] = masked_mean(gap, maskf)
+        metrics["offline/logp_gap_max"] = (gap * maskf).max().item()
     metrics.setdefault("entropy", 0.0)
     metrics.setdefault("kl", 0.0)
     metrics.setdefault("clip_frac", 0.0)
@@ -297,6 +297,11 @@ def update_policy(policy, optimizer, scheduler, rollout: Rollout, advantages: to
     return update_metrics(seen, old, rollout.response_mask.to(device), cfg, behaviour_logp)
 
 
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean of ``x`` [B, T] over the response tokens of ``mask`` [B, T] (float); 0 without any."""
+    return ((x * mask).sum() / mask.sum().clamp(min=1)).item()
+
+
 def is_ratio_stats(ratios: list[torch.Tensor], cap: float) -> dict:
     """``sampling/is_ratio_*`` of the importance ratios exp(logp_train - logp_sample) of the trained
     tokens (a list of 1-D tensors, before truncation at ``cap``); {} when there are none."""
@@ -316,9 +321,8 @@ def no_update(policy, rollout: Rollout, cfg: Config, device: torch.device) -> di
         with autocast(device, cfg.train.bf16):
             _, entropy = token_logprobs_chunked(policy, rollout, cfg.rollout.temperature, cfg.optim.mini_batch_size,
                                                 with_entropy=True)
-    mask = rollout.response_mask.to(entropy.device).float()
-    entropy = ((entropy * mask).sum() / mask.sum().clamp(min=1)).item()
-    return {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "grad_norm": 0.0, "entropy": entropy}
+    return {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "grad_norm": 0.0,
+            "entropy": masked_mean(entropy, rollout.response_mask.to(entropy.device).float())}
 
 
 __all__ = [
