@@ -26,7 +26,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from sgpo.core import ShapingParams
     from sgpo.evaluation.analyze import (  # torch: not for `--help`
         REPORT_FILES,
         analyze,
@@ -47,7 +46,7 @@ def run(args) -> int:
     rf = read_rollouts(args.rollouts)
     if not rf.groups:
         raise DataError(f"{rf.path} has no complete group")
-    a = analyze(rf, ShapingParams(alg.scope, alg.mapping, alg.mapping_params(), alg.scale))
+    a = analyze(rf, alg.shaping_params())
     print(f"rollouts: {rf.path}")
     print(text_table(table(a)))
     for line in summary_lines(a):

@@ -15,7 +15,7 @@ spins forever or exhausts memory.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from omegaconf import OmegaConf
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -32,6 +32,9 @@ MAX_PROBLEMS = 10_000_000
 MAX_TINY_LAYERS, MAX_TINY_WIDTH = 128, 8192
 
 from sgpo.files.config import load_yaml, to_container, validate
+
+if TYPE_CHECKING:
+    from sgpo.core import ShapingParams
 
 
 def _registered(registry: str) -> AfterValidator:
@@ -243,6 +246,12 @@ class AlgorithmConfig(_Section):
         from sgpo.core import REWARD_MAPPINGS  # torch: not at import
 
         return REWARD_MAPPINGS.get(self.mapping).params(self.model_dump())
+
+    def shaping_params(self) -> "ShapingParams":
+        """Scope, mapping with its parameters and advantage scale, as ``sgpo.core`` takes them."""
+        from sgpo.core import ShapingParams  # torch: not at import
+
+        return ShapingParams(self.scope, self.mapping, self.mapping_params(), self.scale)
 
 
 class OptimConfig(_Section):

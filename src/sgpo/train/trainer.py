@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from sgpo.core import ShapingParams, judge_mask, needs_judge
+from sgpo.core import judge_mask, needs_judge
 from sgpo.evaluation.report import write_run_report
 from sgpo.grading import Graded, GradingSettings, grade, grading_stats, step_generator, token_counter
 from sgpo.judges.config import build_judge
@@ -67,9 +67,7 @@ class Trainer:
         self.eval_problems = self.task.problems("validation", cfg.task.n_eval)
         self.method = cfg.algorithm.method
         self.judge = (judge or build_judge(cfg.judge, self.task)) if self._needs_judge() else None
-        self.params = ShapingParams(
-            cfg.algorithm.scope, cfg.algorithm.mapping, cfg.algorithm.mapping_params(), cfg.algorithm.scale
-        )
+        self.params = cfg.algorithm.shaping_params()
         self.grading = GradingSettings(self.method, self.params, self.task.step_mode, cfg.judge.max_steps, cfg.algorithm.rts_unit)
         seed_everything(cfg.train.seed)
         self.policy, self.tokenizer = initial_policy(cfg, self.device, log)
