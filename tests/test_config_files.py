@@ -10,13 +10,6 @@ from sgpo.judges.config import load_judge_config
 
 
 @pytest.fixture
-def responses(tmp_path):
-    f = tmp_path / "responses.jsonl"
-    f.write_text('{"problem": "Start with 7. Add 5.", "response": "7 + 5 = 12"}\n')
-    return f
-
-
-@pytest.fixture
 def labelled(tmp_path):
     f = tmp_path / "pb.jsonl"
     f.write_text('{"id": 1, "problem": "p", "steps": ["a"], "label": -1, "final_answer_correct": true}\n')

@@ -33,13 +33,6 @@ def refused(capsys, argv: list[str], prefix: str, words: str) -> str:
 
 
 @pytest.fixture
-def responses(tmp_path):
-    f = tmp_path / "responses.jsonl"
-    f.write_text('{"id": "a", "problem": "Start with 7. Add 5.", "response": "7 + 5 = 12\\nAnswer: 12"}\n')
-    return f
-
-
-@pytest.fixture
 def a_dir(tmp_path):
     d = tmp_path / "existing"
     d.mkdir()
